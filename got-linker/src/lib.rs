@@ -1,0 +1,5 @@
+//! An incremental arm64 Mach-O linker for clang's objects.
+//!
+//! Architecture invariant: produces data (a `Patch`); never touches a live process.
+
+#![forbid(unsafe_code)]

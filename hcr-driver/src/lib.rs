@@ -1,0 +1,6 @@
+//! The `hcr` driver: compile, link, launch, watch, patch, report.
+//!
+//! Architecture invariant: contains no format or relocation logic; that lives in `got-linker` and
+//! `macho-layout`.
+
+#![forbid(unsafe_code)]

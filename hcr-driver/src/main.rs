@@ -1,0 +1,5 @@
+//! The `hcr` command.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("hcr: no commands are implemented yet")
+}
