@@ -4,3 +4,6 @@
 //! file; it can say which ranges changed since the last render.
 
 #![forbid(unsafe_code)]
+
+pub mod codesign;
+pub mod linkedit;

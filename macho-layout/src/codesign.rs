@@ -1,0 +1,1 @@
+//! The ad-hoc code signature (embedded SuperBlob with a CodeDirectory), re-hashed incrementally.

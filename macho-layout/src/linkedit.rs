@@ -1,0 +1,1 @@
+//! LINKEDIT contents: rebase and bind opcodes, the export trie, the symbol and string tables.
