@@ -1,0 +1,1 @@
+//! The guest heap: bookkeeping for malloc/free over a range of guest addresses.

@@ -1,0 +1,1 @@
+//! printf-family formatting of a format string and Apple arm64 varargs.
