@@ -1,1 +1,45 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust so it runs the same everywhere.
+//!
+//! One file per subcommand. xtask has no dependencies on purpose: it must build on a bare machine, before
+//! `setup` has installed anything, and it must not need the toolchain it installs.
+
+mod ci;
+mod cmd;
+mod setup;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup   install what the project needs (clang-19, lld-19, llvm-19, cmake, the aarch64-apple-darwin target)
+  ci      setup, then formatting, clippy (host and aarch64-apple-darwin), macOS type-check, and every test
+  e2e     hot-reload scenarios end to end (not available yet: needs the hcr driver)
+  bench   benchmarks against ld64.lld-19 (not available yet: needs the linker and the driver)
+  demo    a scripted hot-reload session (not available yet: needs the hcr driver)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::run(),
+        Some("ci") => ci::run(),
+        Some(cmd @ ("e2e" | "bench" | "demo")) => Err(format!(
+            "`cargo xtask {cmd}` is not available yet: it needs the hcr driver, which is not written yet"
+        )),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
