@@ -4,3 +4,7 @@
 //! `macho-layout`.
 
 #![forbid(unsafe_code)]
+
+pub mod compile;
+pub mod depfile;
+pub mod exe_file;

@@ -1,0 +1,109 @@
+//! The executable on disk: always launchable, and always replaced through a new inode.
+//!
+//! macOS caches code-signing state per vnode and kills a re-launched binary whose signed file was modified in
+//! place, so the file is never written where it stands: a copy is written beside it, synced, and renamed over
+//! it. A failure at any step leaves the old file exactly as it was (the rename is the only step that changes
+//! what the path names, and it is atomic).
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// One write into the new file contents.
+#[derive(Debug, Clone, Copy)]
+pub struct FileWrite<'a> {
+    pub offset: u64,
+    pub bytes: &'a [u8],
+}
+
+/// Replaces the file at `path` with `bytes` (mode 0755) through a new inode.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut temp = temp_beside(path)?;
+    temp.write_all(bytes)?;
+    finish(temp, path)
+}
+
+/// Replaces the file at `path` with a copy of itself changed by `writes` and cut or extended to `len` bytes,
+/// through a new inode. Only the written ranges are produced by the caller; the rest is copied by the kernel.
+pub fn patch(path: &Path, len: u64, writes: &[FileWrite<'_>]) -> io::Result<()> {
+    let temp = temp_beside(path)?;
+    let mut original = File::open(path)?;
+    let mut file = temp.as_file();
+    io::copy(&mut original, &mut file)?;
+    file.set_len(len)?;
+    for write in writes {
+        file.seek(SeekFrom::Start(write.offset))?;
+        file.write_all(write.bytes)?;
+    }
+    finish(temp, path)
+}
+
+fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir)
+}
+
+fn finish(temp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
+    temp.as_file().sync_all()?;
+    fs::set_permissions(temp.path(), Permissions::from_mode(0o755))?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    #[test]
+    fn replace_writes_a_new_executable_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prog");
+        fs::write(&path, b"old contents").unwrap();
+        let old_inode = fs::metadata(&path).unwrap().ino();
+
+        replace(&path, b"new").unwrap();
+
+        let meta = fs::metadata(&path).unwrap();
+        assert_ne!(meta.ino(), old_inode);
+        assert_eq!(meta.mode() & 0o777, 0o755);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn patch_copies_applies_writes_and_resizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prog");
+        fs::write(&path, b"0123456789").unwrap();
+        let old_inode = fs::metadata(&path).unwrap().ino();
+
+        patch(&path, 12, &[FileWrite { offset: 2, bytes: b"ab" }, FileWrite { offset: 11, bytes: b"Z" }])
+            .unwrap();
+
+        assert_eq!(fs::read(&path).unwrap(), b"01ab456789\0Z");
+        assert_ne!(fs::metadata(&path).unwrap().ino(), old_inode);
+
+        patch(&path, 4, &[]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"01ab");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prog");
+        fs::write(&path, b"keep me").unwrap();
+        let old_inode = fs::metadata(&path).unwrap().ino();
+
+        // A write past what a file may hold fails after the copy was made, before the rename.
+        let err = patch(&path, 8, &[FileWrite { offset: u64::MAX - 1, bytes: b"xx" }]);
+
+        assert!(err.is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"keep me");
+        assert_eq!(fs::metadata(&path).unwrap().ino(), old_inode);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file is removed");
+    }
+}
