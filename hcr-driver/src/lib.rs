@@ -8,3 +8,5 @@
 pub mod compile;
 pub mod depfile;
 pub mod exe_file;
+pub mod liveness;
+pub mod protocol;
