@@ -10,3 +10,5 @@ pub mod depfile;
 pub mod exe_file;
 pub mod liveness;
 pub mod protocol;
+pub mod repl;
+pub mod report;

@@ -27,6 +27,8 @@ pub enum Command {
     Update,
     /// Launch the program (again).
     Run,
+    /// `update`, then `run`.
+    UpdateAndRun,
     /// Recompile, relink, and patch the running process.
     HotUpdate,
     /// Re-apply a global's initializer in the running process.
@@ -173,6 +175,7 @@ mod tests {
             (r#"{"id":1,"cmd":"status"}"#, Command::Status),
             (r#"{"id":2,"cmd":"update"}"#, Command::Update),
             (r#"{"id":3,"cmd":"run"}"#, Command::Run),
+            (r#"{"id":3,"cmd":"update_and_run"}"#, Command::UpdateAndRun),
             (r#"{"id":4,"cmd":"hot_update"}"#, Command::HotUpdate),
             (r#"{"id":5,"cmd":"reset","name":"counter"}"#, Command::Reset { name: "counter".into() }),
             (r#"{"id":6,"cmd":"layout"}"#, Command::Layout { symbol: None }),
