@@ -12,3 +12,4 @@ pub mod liveness;
 pub mod protocol;
 pub mod repl;
 pub mod report;
+pub mod watch;
