@@ -5,9 +5,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod compile;
 pub mod depfile;
 pub mod exe_file;
+#[cfg(test)]
+mod fake_task;
 pub mod liveness;
 pub mod protocol;
 pub mod repl;

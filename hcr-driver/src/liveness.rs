@@ -64,93 +64,34 @@ impl LiveCode {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-
-    use mach_task::{KernError, Region, ThreadState, VmProt};
+    use mach_task::{ThreadState, VmProt};
 
     use super::*;
-
-    /// A task with one stack region and fixed threads; only what the scan uses is implemented.
-    struct FakeTask {
-        stack: Region,
-        memory: RefCell<Vec<u8>>,
-        threads: Vec<ThreadState>,
-    }
-
-    impl FakeTask {
-        fn new(stack_start: u64, words: &[u64], threads: Vec<ThreadState>) -> FakeTask {
-            let memory: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            let stack = Region {
-                start: stack_start,
-                size: memory.len() as u64,
-                prot: VmProt::RW,
-                max_prot: VmProt::RW,
-            };
-            FakeTask { stack, memory: RefCell::new(memory), threads }
-        }
-    }
-
-    impl Task for FakeTask {
-        fn pid(&self) -> u32 {
-            1
-        }
-        fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), TaskError> {
-            let memory = self.memory.borrow();
-            let offset = addr.checked_sub(self.stack.start).map(|o| o as usize);
-            match offset.and_then(|o| memory.get(o..o + buf.len())) {
-                Some(bytes) => {
-                    buf.copy_from_slice(bytes);
-                    Ok(())
-                }
-                None => {
-                    Err(TaskError::Kern { op: "read", addr: Some(addr), code: KernError::INVALID_ADDRESS })
-                }
-            }
-        }
-        fn write_raw(&self, _: u64, _: &[u8]) -> Result<(), TaskError> {
-            unreachable!("the scan never writes")
-        }
-        fn protect(&self, _: u64, _: u64, _: VmProt) -> Result<(), TaskError> {
-            unreachable!("the scan never protects")
-        }
-        fn region(&self, addr: u64) -> Result<Option<Region>, TaskError> {
-            Ok((addr < self.stack.end()).then_some(self.stack))
-        }
-        fn suspend_raw(&self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn resume_raw(&self) -> Result<(), TaskError> {
-            Ok(())
-        }
-        fn threads(&self) -> Result<Vec<ThreadState>, TaskError> {
-            Ok(self.threads.clone())
-        }
-        fn flush_icache(&self, _: u64, _: u64) -> Result<(), TaskError> {
-            Ok(())
-        }
-    }
+    use crate::fake_task::FakeTask;
 
     const SLIDE: u64 = 0x4000;
     const CODE: Range<u64> = 0x1_0000_4000 + SLIDE..0x1_0010_0000 + SLIDE;
+    const STACK: u64 = 0x7000_0000;
 
-    fn thread(pc: u64, lr: u64, sp: u64) -> ThreadState {
-        ThreadState { id: 0, pc, lr, sp, fp: sp }
+    /// A task whose stack region holds `words` and whose one thread has the given registers.
+    fn task(words: &[u64], pc: u64, lr: u64, sp: u64) -> FakeTask {
+        let mut task = FakeTask::default();
+        task.map(STACK, words.len() as u64 * 8, VmProt::RW, VmProt::RW);
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        task.poke(STACK, &bytes);
+        task.threads = vec![ThreadState { id: 0, pc, lr, sp, fp: sp }];
+        task
     }
 
     #[test]
     fn pc_lr_and_return_addresses_above_sp_are_live_in_link_addresses() {
-        let stack = 0x7000_0000;
         let words = [
             0x1_0000_9000 + SLIDE, // below SP: a dead frame, must not count
             0x1_0000_5010 + SLIDE, // a saved return address
             0x42,                  // a non-code value
             0x1_0000_6000 + SLIDE, // another
         ];
-        let task = FakeTask::new(
-            stack,
-            &words,
-            vec![thread(0x1_0000_4100 + SLIDE, 0x1_0000_4200 + SLIDE, stack + 8)],
-        );
+        let task = task(&words, 0x1_0000_4100 + SLIDE, 0x1_0000_4200 + SLIDE, STACK + 8);
 
         let live = LiveCode::scan(&task, CODE, SLIDE).unwrap();
 
@@ -159,8 +100,7 @@ mod tests {
 
     #[test]
     fn values_outside_the_code_range_are_ignored() {
-        let stack = 0x7000_0000;
-        let task = FakeTask::new(stack, &[0x1_0000_0000, CODE.end, 7], vec![thread(0x2000, 0, stack)]);
+        let task = task(&[0x1_0000_0000, CODE.end, 7], 0x2000, 0, STACK);
         assert_eq!(LiveCode::scan(&task, CODE, SLIDE).unwrap().addrs(), [] as [u64; 0]);
     }
 
