@@ -5,6 +5,8 @@
 
 mod ci;
 mod cmd;
+mod generate;
+mod progen;
 mod setup;
 
 use std::process::ExitCode;
@@ -15,6 +17,7 @@ usage: cargo xtask <command>
 commands:
   setup   install what the project needs (clang-19, lld-19, llvm-19, cmake, the aarch64-apple-darwin target)
   ci      setup, then formatting, clippy (host and aarch64-apple-darwin), macOS type-check, and every test
+  gen     write a generated C program: --out DIR [--functions N] [--units M] [--seed S] [--edit F]
   e2e     hot-reload scenarios end to end (not available yet: needs the hcr driver)
   bench   benchmarks against ld64.lld-19 (not available yet: needs the linker and the driver)
   demo    a scripted hot-reload session (not available yet: needs the hcr driver)
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::run(),
         Some("ci") => ci::run(),
+        Some("gen") => generate::run(&args[1..]),
         Some(cmd @ ("e2e" | "bench" | "demo")) => Err(format!(
             "`cargo xtask {cmd}` is not available yet: it needs the hcr driver, which is not written yet"
         )),
