@@ -24,8 +24,20 @@ pub fn run() -> Result<(), String> {
     clippy.extend(["--", "-D", "warnings"]);
     cmd::run("cargo", &clippy)?;
 
-    // Snapshots are checked, never written, in CI.
-    cmd::run_with_env("cargo", &["test", "--workspace", "--all-features"], &[("INSTA_UPDATE", "no")])?;
-    eprintln!("ci: all checks passed");
+    // Snapshots are checked, never written, in CI. Every test binary runs even after a failure, so one run
+    // shows every failure.
+    let totals = cmd::run_tests(
+        &["test", "--workspace", "--all-features", "--no-fail-fast"],
+        &[("INSTA_UPDATE", "no")],
+    )?;
+    // One plain closing line with the totals over every test binary (cargo's own last line is only the last
+    // binary's, often the doc tests').
+    println!("{} passed, {} failed", totals.passed, totals.failed);
+    if totals.failed > 0 || !totals.success {
+        return Err("tests failed".to_string());
+    }
+    if totals.passed == 0 {
+        return Err("no test ran".to_string());
+    }
     Ok(())
 }
