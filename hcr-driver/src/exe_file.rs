@@ -19,9 +19,15 @@ pub struct FileWrite<'a> {
 
 /// Replaces the file at `path` with `bytes` (mode 0755) through a new inode.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_new_inode(path, bytes, 0o755)
+}
+
+/// Replaces the file at `path` with `bytes` and the given mode through a new inode: readers see the old file
+/// or the new one, never a part of either. Also used for hcr's own state files.
+pub(crate) fn write_new_inode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut temp = temp_beside(path)?;
     temp.write_all(bytes)?;
-    finish(temp, path)
+    finish(temp, path, mode)
 }
 
 /// Replaces the file at `path` with a copy of itself changed by `writes` and cut or extended to `len` bytes,
@@ -36,7 +42,7 @@ pub fn patch(path: &Path, len: u64, writes: &[FileWrite<'_>]) -> io::Result<()> 
         file.seek(SeekFrom::Start(write.offset))?;
         file.write_all(write.bytes)?;
     }
-    finish(temp, path)
+    finish(temp, path, 0o755)
 }
 
 fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
@@ -45,9 +51,9 @@ fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
     tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir)
 }
 
-fn finish(temp: tempfile::NamedTempFile, path: &Path) -> io::Result<()> {
+fn finish(temp: tempfile::NamedTempFile, path: &Path, mode: u32) -> io::Result<()> {
     temp.as_file().sync_all()?;
-    fs::set_permissions(temp.path(), Permissions::from_mode(0o755))?;
+    fs::set_permissions(temp.path(), Permissions::from_mode(mode))?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -1,0 +1,191 @@
+//! Which translation units must be recompiled.
+//!
+//! Each translation unit remembers the content hash of every file its last compile read (the source and the
+//! headers from its depfile). A unit is stale when its object is missing or any of those files changed. Content
+//! hashes rather than modification times: editors touch files without changing them, and a save that restores
+//! the old text must not trigger a rebuild — an update that changes nothing should be free.
+//!
+//! The graph is persisted as JSON beside the executable, so that the next `hcr build` is incremental too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::compile::Compiled;
+
+/// The SHA-256 of a file's contents, hex-encoded, or `None` if it cannot be read (deleted, renamed away).
+pub fn hash_file(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What the last successful compile of one translation unit read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub object: PathBuf,
+    /// Every file the compile read, with its content hash at that time.
+    pub inputs: BTreeMap<PathBuf, String>,
+    /// The flags it was compiled with; a change of flags makes it stale.
+    pub flags: Vec<String>,
+}
+
+/// The translation units of a program and what each one read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildGraph {
+    units: BTreeMap<PathBuf, Unit>,
+}
+
+impl BuildGraph {
+    /// Loads a graph saved by [`BuildGraph::save`]; a missing file is an empty graph (everything is stale), and
+    /// so is a file this version cannot read (a stale graph only costs a full rebuild).
+    pub fn load(path: &Path) -> BuildGraph {
+        std::fs::read(path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default()
+    }
+
+    /// Saves the graph through a new file renamed into place, so a crash never leaves half a graph.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        crate::exe_file::write_new_inode(path, &json, 0o644)
+    }
+
+    /// The sources (of `sources`) that must be recompiled with `flags`: new ones, ones whose object is gone,
+    /// ones compiled with other flags, and ones any of whose inputs changed.
+    pub fn stale(&self, sources: &[PathBuf], flags: &[String]) -> Vec<PathBuf> {
+        sources.iter().filter(|source| self.is_stale(source, flags)).cloned().collect()
+    }
+
+    fn is_stale(&self, source: &Path, flags: &[String]) -> bool {
+        let Some(unit) = self.units.get(source) else { return true };
+        unit.flags != flags
+            || !unit.object.exists()
+            || unit.inputs.iter().any(|(path, hash)| hash_file(path).as_deref() != Some(hash.as_str()))
+    }
+
+    /// Records a successful compile. The inputs are hashed now; a file that changed while clang was reading it
+    /// is then seen as changed by the next [`BuildGraph::stale`], which errs on the side of recompiling.
+    pub fn record(&mut self, compiled: &Compiled, flags: &[String]) {
+        let inputs = compiled.deps.iter().filter_map(|p| Some((p.clone(), hash_file(p)?))).collect();
+        let unit = Unit { object: compiled.object.clone(), inputs, flags: flags.to_vec() };
+        self.units.insert(compiled.source.clone(), unit);
+    }
+
+    /// Forgets translation units that are no longer part of the program.
+    pub fn retain_sources(&mut self, sources: &[PathBuf]) {
+        let keep: BTreeSet<&PathBuf> = sources.iter().collect();
+        self.units.retain(|source, _| keep.contains(source));
+    }
+
+    /// The object of every known translation unit, in source order.
+    pub fn objects(&self) -> impl Iterator<Item = &Path> {
+        self.units.values().map(|u| u.object.as_path())
+    }
+
+    /// Every file any translation unit read: what `--watch` watches.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let files: BTreeSet<&PathBuf> = self.units.values().flat_map(|u| u.inputs.keys()).collect();
+        files.into_iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::compile::{Toolchain, compile};
+
+    /// A program of two translation units sharing one header, compiled once and recorded.
+    struct Program {
+        dir: tempfile::TempDir,
+        main: PathBuf,
+        util: PathBuf,
+        header: PathBuf,
+        graph: BuildGraph,
+    }
+
+    const FLAGS: &[&str] = &["-O1"];
+
+    fn flags() -> Vec<String> {
+        FLAGS.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn build(dir: &Path, graph: &mut BuildGraph, sources: &[PathBuf]) {
+        let toolchain = Toolchain::clang19(["-ffreestanding"]);
+        let os_flags: Vec<std::ffi::OsString> = FLAGS.iter().map(Into::into).collect();
+        for source in graph.stale(sources, &flags()) {
+            let compiled = compile(&toolchain, &os_flags, &source, dir).unwrap();
+            graph.record(&compiled, &flags());
+        }
+    }
+
+    fn program() -> Program {
+        let dir = tempfile::tempdir().unwrap();
+        let header = dir.path().join("shared.h");
+        let main = dir.path().join("main.c");
+        let util = dir.path().join("util.c");
+        fs::write(&header, "#define SCALE 2\nint util(int);\n").unwrap();
+        fs::write(&main, "#include \"shared.h\"\nint main(void) { return util(SCALE); }\n").unwrap();
+        fs::write(&util, "int util(int x) { return x + 1; }\n").unwrap();
+        let mut graph = BuildGraph::default();
+        build(dir.path(), &mut graph, &[main.clone(), util.clone()]);
+        Program { dir, main, util, header, graph }
+    }
+
+    #[test]
+    fn nothing_is_stale_after_a_build() {
+        let p = program();
+        assert_eq!(p.graph.stale(&[p.main.clone(), p.util.clone()], &flags()), [] as [PathBuf; 0]);
+        assert_eq!(p.graph.objects().count(), 2);
+    }
+
+    #[test]
+    fn editing_a_header_makes_exactly_its_users_stale() {
+        let p = program();
+        fs::write(&p.header, "#define SCALE 3\nint util(int);\n").unwrap();
+        assert_eq!(p.graph.stale(&[p.main.clone(), p.util.clone()], &flags()), [p.main.clone()]);
+    }
+
+    #[test]
+    fn touching_without_changing_or_restoring_the_text_is_not_a_change() {
+        let p = program();
+        let text = fs::read_to_string(&p.util).unwrap();
+        fs::write(&p.util, "int util(int x) { return x + 2; }\n").unwrap();
+        assert_eq!(p.graph.stale(std::slice::from_ref(&p.util), &flags()), [p.util.clone()]);
+        fs::write(&p.util, text).unwrap();
+        assert!(p.graph.stale(std::slice::from_ref(&p.util), &flags()).is_empty());
+    }
+
+    #[test]
+    fn new_sources_other_flags_and_missing_objects_are_stale() {
+        let p = program();
+        let new = p.dir.path().join("new.c");
+        assert_eq!(p.graph.stale(std::slice::from_ref(&new), &flags()), [new]);
+        assert_eq!(p.graph.stale(std::slice::from_ref(&p.util), &["-O2".to_string()]), [p.util.clone()]);
+        let object = p.graph.units[&p.util].object.clone();
+        fs::remove_file(object).unwrap();
+        assert_eq!(p.graph.stale(std::slice::from_ref(&p.util), &flags()), [p.util.clone()]);
+    }
+
+    #[test]
+    fn survives_a_save_and_load_and_tolerates_garbage() {
+        let mut p = program();
+        let path = p.dir.path().join("graph.json");
+        p.graph.save(&path).unwrap();
+        assert_eq!(BuildGraph::load(&path), p.graph);
+        assert_eq!(p.graph.watched_files(), {
+            let mut files = vec![p.header.clone(), p.main.clone(), p.util.clone()];
+            files.sort();
+            files
+        });
+
+        p.graph.retain_sources(std::slice::from_ref(&p.main));
+        assert_eq!(p.graph.objects().count(), 1);
+
+        fs::write(&path, "{ not json").unwrap();
+        assert_eq!(BuildGraph::load(&path), BuildGraph::default());
+        assert_eq!(BuildGraph::load(&p.dir.path().join("absent.json")), BuildGraph::default());
+    }
+}
