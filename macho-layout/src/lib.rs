@@ -5,5 +5,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod addr;
+pub mod alloc;
 pub mod codesign;
+pub mod image;
 pub mod linkedit;
+pub mod load_commands;
+
+pub use addr::{FileOffset, PAGE_SIZE, VmAddr};
+pub use image::{
+    Atom, AtomId, IMAGE_BASE, Image, Import, LayoutConfig, LayoutError, Placement, Rendered, Section,
+};

@@ -1,1 +1,26 @@
-//! LINKEDIT contents: rebase and bind opcodes, the export trie, the symbol and string tables.
+//! LINKEDIT contents: rebase and bind opcodes, the export trie, function starts, the symbol and string tables.
+//!
+//! Each encoder is a pure function from a list of entries to bytes; the image decides where the bytes go. The
+//! opcode streams are those of `LC_DYLD_INFO_ONLY` (`mach-o/loader.h`): they are easy to regenerate on every
+//! update, unlike chained fixups, whose chains run through the data pages themselves.
+
+mod bind;
+mod export_trie;
+mod function_starts;
+mod leb;
+mod rebase;
+mod symtab;
+
+pub use bind::{BindEntry, encode_bind};
+pub use export_trie::{ExportEntry, encode_export_trie};
+pub use function_starts::encode_function_starts;
+pub use leb::{read_sleb, read_uleb, write_sleb, write_uleb};
+pub use rebase::{RebaseEntry, encode_rebase};
+pub use symtab::{SymbolTable, SymtabRanges};
+
+/// Pads an opcode stream to 8 bytes with zeroes (`*_OPCODE_DONE`), as dyld expects LINKEDIT pieces aligned.
+fn pad8(out: &mut Vec<u8>) {
+    while !out.len().is_multiple_of(8) {
+        out.push(0);
+    }
+}

@@ -1,0 +1,283 @@
+//! The incremental allocator of one section's VM reserve.
+//!
+//! Atoms get slots: an address and a capacity. Code slots get room to grow (size + size/3, at least a minimum),
+//! so that most edits rewrite a function where it stands; data slots are packed. A slot that must grow past its
+//! capacity first tries to absorb the free space right after it, then the caller moves the atom. Freed slots go
+//! to a free list that coalesces with its neighbours and is indexed by address and by size, so allocation is a
+//! best-fit search in `O(log n)` rather than a scan. The reserve never grows: running out is an error that says
+//! a restart is required, because a live process cannot follow a section that moves.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::addr::VmAddr;
+
+/// How a section pads its slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Code: capacity = size + size/3, at least `min_capacity`.
+    Code { min_capacity: u64 },
+    /// Data: capacity = size.
+    Packed,
+}
+
+impl Padding {
+    pub fn capacity_for(self, size: u64) -> u64 {
+        match self {
+            Padding::Code { min_capacity } => (size + size / 3).max(min_capacity),
+            Padding::Packed => size,
+        }
+    }
+}
+
+/// A placed slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub addr: VmAddr,
+    pub size: u64,
+    pub capacity: u64,
+}
+
+impl Slot {
+    /// One past the slot's capacity: where the next slot may start.
+    pub fn capacity_end(&self) -> VmAddr {
+        self.addr + self.capacity
+    }
+}
+
+/// The answer to a request to grow a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grown {
+    /// The slot holds the new size where it is (perhaps with a larger capacity).
+    InPlace(Slot),
+    /// The slot cannot hold the new size; the caller must allocate elsewhere and free this one.
+    MustMove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    #[error(
+        "the {section} reserve ({reserve} bytes at {base:#x}) cannot hold {size} more bytes aligned to {align}: \
+         restart required (a running process cannot follow a section that moves)"
+    )]
+    ReserveExhausted { section: String, base: u64, reserve: u64, size: u64, align: u64 },
+    #[error("alignment {align} is not a power of two between 1 and 16384")]
+    BadAlignment { align: u64 },
+    #[error("no slot starts at {addr}")]
+    NoSlot { addr: VmAddr },
+}
+
+/// The allocator of one section.
+#[derive(Debug, Clone)]
+pub struct SectionAlloc {
+    name: String,
+    base: u64,
+    end: u64,
+    padding: Padding,
+    /// Live slots by address (raw `u64` inside this module, `VmAddr` at its boundary).
+    slots: BTreeMap<u64, Slot>,
+    /// Free intervals below `top`: start → length. Never adjacent to each other or to `top`.
+    free_by_addr: BTreeMap<u64, u64>,
+    /// The same intervals as (length, start), for best-fit.
+    free_by_size: BTreeSet<(u64, u64)>,
+    /// Everything from here to `end` has never been handed out (or was given back at the end).
+    top: u64,
+}
+
+impl SectionAlloc {
+    pub fn new(name: &str, base: VmAddr, reserve: u64, padding: Padding) -> SectionAlloc {
+        let base = base.0;
+        SectionAlloc {
+            name: name.to_string(),
+            base,
+            end: base + reserve,
+            padding,
+            slots: BTreeMap::new(),
+            free_by_addr: BTreeMap::new(),
+            free_by_size: BTreeSet::new(),
+            top: base,
+        }
+    }
+
+    /// Places `size` bytes aligned to `align`.
+    pub fn alloc(&mut self, size: u64, align: u64) -> Result<Slot, AllocError> {
+        if !align.is_power_of_two() || align > 16384 {
+            return Err(AllocError::BadAlignment { align });
+        }
+        let capacity = self.padding.capacity_for(size).max(1);
+        let addr = match self.best_fit(capacity, align) {
+            Some((start, len)) => {
+                self.take_free(start, len);
+                let addr = start.next_multiple_of(align);
+                self.give_free(start, addr - start);
+                self.give_free(addr + capacity, start + len - (addr + capacity));
+                addr
+            }
+            None => {
+                let addr = self.top.next_multiple_of(align);
+                if addr.checked_add(capacity).is_none_or(|e| e > self.end) {
+                    return Err(AllocError::ReserveExhausted {
+                        section: self.name.clone(),
+                        base: self.base,
+                        reserve: self.end - self.base,
+                        size,
+                        align,
+                    });
+                }
+                let gap = self.top;
+                self.top = addr + capacity;
+                self.give_free(gap, addr - gap);
+                addr
+            }
+        };
+        let slot = Slot { addr: VmAddr(addr), size, capacity };
+        self.slots.insert(addr, slot);
+        Ok(slot)
+    }
+
+    /// Resizes the slot at `addr` to `new_size` if it can stay where it is. Shrinking always stays (the
+    /// capacity is kept, so a later regrowth is free).
+    pub fn grow(&mut self, addr: VmAddr, new_size: u64) -> Result<Grown, AllocError> {
+        let slot = *self.slots.get(&addr.0).ok_or(AllocError::NoSlot { addr })?;
+        if new_size <= slot.capacity {
+            return Ok(Grown::InPlace(self.set(Slot { size: new_size, ..slot })));
+        }
+        let wanted = self.padding.capacity_for(new_size);
+        let start = slot.addr.0;
+        let end = start + slot.capacity;
+        if end == self.top {
+            if start + wanted <= self.end {
+                self.top = start + wanted;
+                return Ok(Grown::InPlace(self.set(Slot { size: new_size, capacity: wanted, ..slot })));
+            }
+            return Ok(Grown::MustMove);
+        }
+        if let Some(&len) = self.free_by_addr.get(&end) {
+            let available = slot.capacity + len;
+            if available >= new_size {
+                // Take only what the padded size needs; the rest stays free.
+                let capacity = wanted.min(available);
+                self.take_free(end, len);
+                self.give_free(start + capacity, available - capacity);
+                return Ok(Grown::InPlace(self.set(Slot { size: new_size, capacity, ..slot })));
+            }
+        }
+        Ok(Grown::MustMove)
+    }
+
+    /// Gives the slot at `addr` back.
+    pub fn free(&mut self, addr: VmAddr) -> Result<Slot, AllocError> {
+        let slot = self.slots.remove(&addr.0).ok_or(AllocError::NoSlot { addr })?;
+        self.give_free(slot.addr.0, slot.capacity);
+        Ok(slot)
+    }
+
+    pub fn slot(&self, addr: VmAddr) -> Option<Slot> {
+        self.slots.get(&addr.0).copied()
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.values().copied()
+    }
+
+    /// One past the highest byte handed out and still in use: what the file must cover.
+    pub fn used_end(&self) -> VmAddr {
+        VmAddr(self.top)
+    }
+
+    pub fn base(&self) -> VmAddr {
+        VmAddr(self.base)
+    }
+
+    /// One past the end of the reserve.
+    pub fn end(&self) -> VmAddr {
+        VmAddr(self.end)
+    }
+
+    /// Free bytes below the top.
+    pub fn free_bytes(&self) -> u64 {
+        self.free_by_addr.values().sum()
+    }
+
+    fn set(&mut self, slot: Slot) -> Slot {
+        self.slots.insert(slot.addr.0, slot);
+        slot
+    }
+
+    /// The smallest free interval that holds `capacity` bytes at `align`.
+    fn best_fit(&self, capacity: u64, align: u64) -> Option<(u64, u64)> {
+        // Intervals are visited by increasing length; alignment can make a long-enough one unusable, so keep
+        // looking (rare: most alignments are ≤ 16 and most intervals are multiples of it).
+        self.free_by_size
+            .range((capacity, 0)..)
+            .map(|&(len, start)| (start, len))
+            .find(|&(start, len)| start.next_multiple_of(align) + capacity <= start + len)
+    }
+
+    fn take_free(&mut self, start: u64, len: u64) {
+        self.free_by_addr.remove(&start);
+        self.free_by_size.remove(&(len, start));
+    }
+
+    /// Returns `[start, start + len)` to the free list, merging it with free neighbours and with the top.
+    fn give_free(&mut self, mut start: u64, mut len: u64) {
+        if len == 0 {
+            return;
+        }
+        if let Some((&prev, &prev_len)) = self.free_by_addr.range(..start).next_back()
+            && prev + prev_len == start
+        {
+            self.take_free(prev, prev_len);
+            start = prev;
+            len += prev_len;
+        }
+        if let Some(&next_len) = self.free_by_addr.get(&(start + len)) {
+            self.take_free(start + len, next_len);
+            len += next_len;
+        }
+        if start + len == self.top {
+            self.top = start;
+            return;
+        }
+        self.free_by_addr.insert(start, len);
+        self.free_by_size.insert((len, start));
+    }
+
+    /// Checks every structural invariant (no overlap, coalesced free list, indexes in step); tests call it after
+    /// every operation.
+    pub fn check(&self) -> Result<(), String> {
+        let mut pieces: Vec<(u64, u64, &str)> =
+            self.slots.values().map(|s| (s.addr.0, s.capacity, "slot")).collect();
+        pieces.extend(self.free_by_addr.iter().map(|(&a, &l)| (a, l, "free")));
+        pieces.sort();
+        let mut cursor = self.base;
+        for (addr, len, kind) in &pieces {
+            if *addr < cursor {
+                return Err(format!("{kind} at {addr:#x} overlaps what ends at {cursor:#x}"));
+            }
+            if *kind == "free" && *len == 0 {
+                return Err(format!("empty free interval at {addr:#x}"));
+            }
+            cursor = addr + len;
+        }
+        if cursor > self.top || self.top > self.end {
+            return Err(format!("pieces end at {cursor:#x}, top {:#x}, end {:#x}", self.top, self.end));
+        }
+        for (&a, &l) in &self.free_by_addr {
+            if self.free_by_addr.contains_key(&(a + l)) || a + l == self.top {
+                return Err(format!("free interval at {a:#x} is not coalesced"));
+            }
+            if !self.free_by_size.contains(&(l, a)) {
+                return Err(format!("free interval at {a:#x} missing from the size index"));
+            }
+        }
+        if self.free_by_size.len() != self.free_by_addr.len() {
+            return Err("size index out of step".into());
+        }
+        for s in self.slots.values() {
+            if s.size > s.capacity {
+                return Err(format!("slot at {} holds {} in {}", s.addr, s.size, s.capacity));
+            }
+        }
+        Ok(())
+    }
+}

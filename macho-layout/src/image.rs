@@ -1,0 +1,841 @@
+//! The executable image: fixed segments with large VM reserves, atoms placed in them, and the file rendered
+//! from them, incrementally.
+//!
+//! Layout (one growable section per segment, so that no section ever has to move to let another grow):
+//!
+//! | segment | section | holds | prot |
+//! | --- | --- | --- | --- |
+//! | `__PAGEZERO` | | 4 GiB of nothing | `---` |
+//! | `__TEXT` | `__text` | the mach header, load commands, then function bodies | `r-x` |
+//! | `__STUBS` | `__stubs` | one 12-byte stub per function; never moves | `r-x` |
+//! | `__RODATA` | `__const` | string literals and constant data | `r--` |
+//! | `__DATA_CONST` | `__got` | target cells and GOT cells; read-only after dyld binds them | `rw-` |
+//! | `__DATA` | `__data` | initialised globals | `rw-` |
+//! | `__BSS` | `__bss` | zero-initialised globals (no file bytes) | `rw-` |
+//! | `__LINKEDIT` | | rebase/bind opcodes, exports, symbols, the code signature | `r--` |
+//!
+//! Every segment's `vmaddr` and `vmsize` (its reserve) are decided when the image is created and never change,
+//! so a running process can always follow an update; only the last, `__LINKEDIT`, which no process reads after
+//! launch, changes size. `__TEXT` and `__STUBS` are adjacent and together well under ±128 MiB, so every call
+//! (`BL`) reaches every stub. File offsets are allocated apart from VM addresses: a segment whose used bytes
+//! outgrow its place in the file is copied to the end of the file while its addresses stay as they are.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use object::macho;
+use sha2::{Digest, Sha256};
+
+use crate::addr::{FileOffset, PAGE_SIZE, VmAddr, page_align};
+use crate::alloc::{AllocError, Grown, Padding, SectionAlloc, Slot};
+use crate::codesign::CodeSignature;
+use crate::linkedit::{
+    BindEntry, ExportEntry, RebaseEntry, SymbolTable, encode_bind, encode_export_trie,
+    encode_function_starts, encode_rebase,
+};
+use crate::load_commands::{self, Blob, Commands, SectionHeader, SegmentHeader};
+
+/// Where every image starts: after the 4 GiB `__PAGEZERO`.
+pub const IMAGE_BASE: VmAddr = VmAddr(0x1_0000_0000);
+/// The header page: the mach header and load commands live in the first page of `__TEXT`.
+const HEADER_SPACE: u64 = PAGE_SIZE;
+
+/// The sections atoms go into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    Text,
+    Stubs,
+    Const,
+    Cells,
+    Data,
+    Bss,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] =
+        [Section::Text, Section::Stubs, Section::Const, Section::Cells, Section::Data, Section::Bss];
+
+    /// `(segment, section)` names.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Section::Text => ("__TEXT", "__text"),
+            Section::Stubs => ("__STUBS", "__stubs"),
+            Section::Const => ("__RODATA", "__const"),
+            Section::Cells => ("__DATA_CONST", "__got"),
+            Section::Data => ("__DATA", "__data"),
+            Section::Bss => ("__BSS", "__bss"),
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The 1-based section number symbols use (`n_sect`): sections are numbered in load-command order.
+    pub fn n_sect(self) -> u8 {
+        self.index() as u8 + 1
+    }
+
+    /// The index of the section's segment in load-command order (`__PAGEZERO` is 0).
+    pub fn segment_index(self) -> u8 {
+        self.index() as u8 + 1
+    }
+
+    fn prot(self) -> u32 {
+        let (r, w, x) = (macho::VM_PROT_READ.0, macho::VM_PROT_WRITE.0, macho::VM_PROT_EXECUTE.0);
+        match self {
+            Section::Text | Section::Stubs => r | x,
+            Section::Const => r,
+            Section::Cells | Section::Data | Section::Bss => r | w,
+        }
+    }
+
+    fn section_flags(self) -> u32 {
+        match self {
+            Section::Text | Section::Stubs => {
+                macho::S_ATTR_PURE_INSTRUCTIONS.0 | macho::S_ATTR_SOME_INSTRUCTIONS.0
+            }
+            Section::Bss => u32::from(macho::S_ZEROFILL.0),
+            Section::Const | Section::Cells | Section::Data => u32::from(macho::S_REGULAR.0),
+        }
+    }
+
+    fn segment_flags(self) -> u32 {
+        if self == Section::Cells { macho::SG_READ_ONLY.0 } else { 0 }
+    }
+}
+
+/// The size of each section's VM reserve, decided once for the life of the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutConfig {
+    pub text: u64,
+    pub stubs: u64,
+    pub constants: u64,
+    pub cells: u64,
+    pub data: u64,
+    pub bss: u64,
+    /// The smallest slot a function gets, so that small functions can grow a little in place.
+    pub min_code_capacity: u64,
+}
+
+impl Default for LayoutConfig {
+    /// Reserves for programs of up to about 100,000 functions: 64 MiB of text with 8 MiB of stubs right after
+    /// it (so every call reaches every stub), 32 MiB of constants, 8 MiB of cells, 64 MiB each of data and bss.
+    fn default() -> Self {
+        const MIB: u64 = 1024 * 1024;
+        LayoutConfig {
+            text: 64 * MIB,
+            stubs: 8 * MIB,
+            constants: 32 * MIB,
+            cells: 8 * MIB,
+            data: 64 * MIB,
+            bss: 64 * MIB,
+            min_code_capacity: 64,
+        }
+    }
+}
+
+impl LayoutConfig {
+    fn reserve(&self, section: Section) -> u64 {
+        page_align(match section {
+            Section::Text => self.text,
+            Section::Stubs => self.stubs,
+            Section::Const => self.constants,
+            Section::Cells => self.cells,
+            Section::Data => self.data,
+            Section::Bss => self.bss,
+        })
+    }
+}
+
+/// An atom's handle. Ids are dense and never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AtomId(pub u32);
+
+/// What the image knows of an atom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Atom {
+    pub name: String,
+    pub section: Section,
+    pub addr: VmAddr,
+    pub size: u64,
+    pub capacity: u64,
+    pub align: u64,
+    /// Listed as an external (exported) symbol rather than a local one.
+    pub external: bool,
+    /// Whether the atom still has its slot (freed atoms keep their id and record).
+    pub live: bool,
+}
+
+/// The outcome of resizing an atom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The atom kept its address.
+    InPlace,
+    /// The atom moved; its old slot is free.
+    Moved { from: VmAddr, to: VmAddr },
+}
+
+/// A pointer cell bound by dyld to an imported symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub cell: VmAddr,
+    pub symbol: String,
+    /// 1-based `LC_LOAD_DYLIB` ordinal (1 is libSystem).
+    pub dylib_ordinal: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    #[error("atom {name}: {len} bytes do not fit its {size}-byte size")]
+    TooManyBytes { name: String, len: usize, size: u64 },
+    #[error("atom {name} in {section} has no file bytes to write")]
+    Zerofill { name: String, section: &'static str },
+    #[error("atom {id:?} was freed")]
+    Freed { id: AtomId },
+    #[error("{addr} is not inside any section")]
+    Outside { addr: VmAddr },
+    #[error("the load commands need {need} bytes but the header page holds {room}")]
+    HeaderFull { need: usize, room: u64 },
+    #[error("no entry point was set")]
+    NoEntry,
+}
+
+/// A segment's place in the file: where its bytes start and how much room they have there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Extent {
+    off: FileOffset,
+    capacity: u64,
+}
+
+/// The result of a render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// File ranges whose bytes changed since the previous render (sorted, merged). The first render reports the
+    /// whole file.
+    pub dirty: Vec<Range<u64>>,
+    /// Code-signature pages hashed by this render.
+    pub pages_hashed: usize,
+}
+
+/// The executable image.
+#[derive(Debug, Clone)]
+pub struct Image {
+    config: LayoutConfig,
+    allocs: Vec<SectionAlloc>,
+    atoms: Vec<Atom>,
+    by_addr: BTreeMap<VmAddr, AtomId>,
+    extents: [Option<Extent>; 6],
+    file: Vec<u8>,
+    dirty: Vec<Range<u64>>,
+    entry: Option<VmAddr>,
+    rebases: Vec<VmAddr>,
+    imports: Vec<Import>,
+    signature: CodeSignature,
+    uuid: Option<[u8; 16]>,
+    /// Bytes reserved for LINKEDIT's contents before the signature, so the signature rarely moves.
+    linkedit_capacity: u64,
+    rendered_once: bool,
+}
+
+impl Image {
+    /// An empty image named `ident` (the output file's name, which the code signature records), signed with
+    /// the given entitlements.
+    pub fn new(ident: &str, entitlements: Option<&str>, config: LayoutConfig) -> Image {
+        let mut allocs = Vec::new();
+        for section in Section::ALL {
+            let (segment_start, _) = segment_range(&config, section);
+            let start = if section == Section::Text { segment_start + HEADER_SPACE } else { segment_start };
+            let reserve = config.reserve(section) - (start - segment_start);
+            let padding = if section == Section::Text {
+                Padding::Code { min_capacity: config.min_code_capacity }
+            } else {
+                Padding::Packed
+            };
+            allocs.push(SectionAlloc::new(section.names().1, start, reserve, padding));
+        }
+        Image {
+            config,
+            allocs,
+            atoms: Vec::new(),
+            by_addr: BTreeMap::new(),
+            extents: [None; 6],
+            file: Vec::new(),
+            dirty: Vec::new(),
+            entry: None,
+            rebases: Vec::new(),
+            imports: Vec::new(),
+            signature: CodeSignature::new(ident, entitlements),
+            uuid: None,
+            linkedit_capacity: 0,
+            rendered_once: false,
+        }
+    }
+
+    pub fn config(&self) -> &LayoutConfig {
+        &self.config
+    }
+
+    /// Places a new atom of `size` bytes aligned to `align` in `section`.
+    pub fn add_atom(
+        &mut self,
+        name: &str,
+        section: Section,
+        size: u64,
+        align: u64,
+        external: bool,
+    ) -> Result<AtomId, LayoutError> {
+        let slot = self.allocs[section.index()].alloc(size, align)?;
+        let id = AtomId(self.atoms.len() as u32);
+        self.atoms.push(Atom {
+            name: name.to_string(),
+            section,
+            addr: slot.addr,
+            size,
+            capacity: slot.capacity,
+            align,
+            external,
+            live: true,
+        });
+        self.by_addr.insert(slot.addr, id);
+        Ok(id)
+    }
+
+    pub fn atom(&self, id: AtomId) -> &Atom {
+        &self.atoms[id.0 as usize]
+    }
+
+    /// Every atom that has a slot, in address order.
+    pub fn atoms(&self) -> impl Iterator<Item = (AtomId, &Atom)> {
+        self.by_addr.values().map(|&id| (id, self.atom(id)))
+    }
+
+    fn live_atom(&self, id: AtomId) -> Result<&Atom, LayoutError> {
+        let atom = self.atom(id);
+        if atom.live { Ok(atom) } else { Err(LayoutError::Freed { id }) }
+    }
+
+    /// Gives the atom `size` bytes: in place when its slot (and the free space after it) holds them and
+    /// `may_stay` is true, else in a new slot. The caller rewrites the bytes of a moved atom.
+    pub fn resize_atom(&mut self, id: AtomId, size: u64, may_stay: bool) -> Result<Placement, LayoutError> {
+        let atom = self.live_atom(id)?.clone();
+        let alloc = &mut self.allocs[atom.section.index()];
+        if may_stay && let Grown::InPlace(slot) = alloc.grow(atom.addr, size)? {
+            self.set_slot(id, slot);
+            return Ok(Placement::InPlace);
+        }
+        // Allocate before freeing, so the new slot never overlaps the old bytes: a thread may still be in them.
+        let slot = alloc.alloc(size, atom.align)?;
+        alloc.free(atom.addr)?;
+        self.by_addr.remove(&atom.addr);
+        self.by_addr.insert(slot.addr, id);
+        self.set_slot(id, slot);
+        Ok(Placement::Moved { from: atom.addr, to: slot.addr })
+    }
+
+    fn set_slot(&mut self, id: AtomId, slot: Slot) {
+        let atom = &mut self.atoms[id.0 as usize];
+        atom.addr = slot.addr;
+        atom.size = slot.size;
+        atom.capacity = slot.capacity;
+    }
+
+    /// Frees the atom's slot for reuse. Its bytes stay in the file until something else is written there.
+    pub fn free_atom(&mut self, id: AtomId) -> Result<(), LayoutError> {
+        let atom = self.live_atom(id)?.clone();
+        self.allocs[atom.section.index()].free(atom.addr)?;
+        self.by_addr.remove(&atom.addr);
+        self.atoms[id.0 as usize].live = false;
+        Ok(())
+    }
+
+    /// Writes the atom's bytes (at most its size; the rest of its slot is left as it is).
+    pub fn write_atom(&mut self, id: AtomId, bytes: &[u8]) -> Result<(), LayoutError> {
+        let atom = self.live_atom(id)?.clone();
+        if bytes.len() as u64 > atom.size {
+            return Err(LayoutError::TooManyBytes { name: atom.name, len: bytes.len(), size: atom.size });
+        }
+        if atom.section == Section::Bss {
+            return Err(LayoutError::Zerofill { name: atom.name, section: "__bss" });
+        }
+        let section = atom.section;
+        self.ensure_file_room(section, atom.addr + bytes.len() as u64);
+        let off = self.file_offset(section, atom.addr);
+        self.write_file(off.0, bytes);
+        Ok(())
+    }
+
+    /// The file offset of `addr` in `section`, as things stand (the segment may move in the file later).
+    fn file_offset(&self, section: Section, addr: VmAddr) -> FileOffset {
+        let (segment_start, _) = segment_range(&self.config, section);
+        let extent = self.extents[section.index()].expect("a segment with bytes has an extent");
+        extent.off + (addr - segment_start)
+    }
+
+    /// The section holding `addr`.
+    pub fn section_of(&self, addr: VmAddr) -> Option<Section> {
+        Section::ALL.into_iter().find(|&s| {
+            let (start, end) = segment_range(&self.config, s);
+            (start..end).contains(&addr)
+        })
+    }
+
+    /// The start of `section`'s slots (for `__text`, past the header page) and the end of its reserve.
+    pub fn section_range(&self, section: Section) -> Range<VmAddr> {
+        let alloc = &self.allocs[section.index()];
+        alloc.base()..alloc.end()
+    }
+
+    pub fn set_entry(&mut self, addr: VmAddr) {
+        self.entry = Some(addr);
+    }
+
+    /// The absolute pointers in data that dyld must slide (replaces the previous set).
+    pub fn set_rebases(&mut self, pointers: Vec<VmAddr>) {
+        self.rebases = pointers;
+    }
+
+    /// The cells dyld binds to imports (replaces the previous set).
+    pub fn set_imports(&mut self, imports: Vec<Import>) {
+        self.imports = imports;
+    }
+
+    /// The file as last rendered.
+    pub fn file(&self) -> &[u8] {
+        &self.file
+    }
+
+    // --- file bookkeeping ---------------------------------------------------------------------------------
+
+    fn write_file(&mut self, off: u64, bytes: &[u8]) {
+        let end = off as usize + bytes.len();
+        if self.file.len() < end {
+            self.file.resize(end, 0);
+        }
+        // Only the bytes that differ are dirty: they are what the driver writes and the signature re-hashes.
+        let old = &self.file[off as usize..end];
+        let Some(first) = old.iter().zip(bytes).position(|(a, b)| a != b) else { return };
+        let last =
+            old.iter().zip(bytes).rposition(|(a, b)| a != b).expect("a first difference implies a last");
+        self.file[off as usize..end].copy_from_slice(bytes);
+        self.dirty.push(off + first as u64..off + last as u64 + 1);
+    }
+
+    /// The bytes `section`'s segment must have in the file to cover its used slots (whole pages).
+    fn needed_filesize(&self, section: Section) -> u64 {
+        if section == Section::Bss {
+            return 0;
+        }
+        let (segment_start, _) = segment_range(&self.config, section);
+        let used = self.allocs[section.index()].used_end() - segment_start;
+        if section != Section::Text && self.allocs[section.index()].slots().next().is_none() {
+            return 0;
+        }
+        page_align(used)
+    }
+
+    /// Makes sure `section`'s segment has file room up to `addr`; moves it to the end of the file when its
+    /// extent is too small (its VM addresses stay).
+    fn ensure_file_room(&mut self, section: Section, addr: VmAddr) {
+        let (segment_start, _) = segment_range(&self.config, section);
+        let needed = page_align(addr - segment_start).max(self.needed_filesize(section));
+        match self.extents[section.index()] {
+            Some(extent) if extent.capacity >= needed => {}
+            Some(extent) if section == Section::Text => {
+                // __TEXT must start at offset 0: move the segments in its way instead.
+                self.extents[0] = Some(Extent { off: extent.off, capacity: room(needed) });
+                self.evict_overlapping(0..room(needed));
+            }
+            old => {
+                let capacity = room(needed);
+                let off = FileOffset(self.segments_file_end()).align_up(PAGE_SIZE);
+                if let Some(old) = old {
+                    let bytes = self.extent_bytes(old);
+                    self.extents[section.index()] = Some(Extent { off, capacity });
+                    self.write_file(off.0, &bytes);
+                } else {
+                    self.extents[section.index()] = Some(Extent { off, capacity });
+                }
+            }
+        }
+    }
+
+    /// Moves every segment other than `__TEXT` whose extent overlaps `range` to the end of the file.
+    fn evict_overlapping(&mut self, range: Range<u64>) {
+        for section in &Section::ALL[1..] {
+            if let Some(extent) = self.extents[section.index()]
+                && extent.off.0 < range.end
+                && range.start < extent.off.0 + extent.capacity
+            {
+                let bytes = self.extent_bytes(extent);
+                let off = FileOffset(self.segments_file_end().max(range.end)).align_up(PAGE_SIZE);
+                self.extents[section.index()] = Some(Extent { off, capacity: extent.capacity });
+                self.write_file(off.0, &bytes);
+            }
+        }
+    }
+
+    /// The bytes an extent holds so far (the file may not reach its end yet).
+    fn extent_bytes(&self, extent: Extent) -> Vec<u8> {
+        let start = (extent.off.0 as usize).min(self.file.len());
+        let end = ((extent.off.0 + extent.capacity) as usize).min(self.file.len());
+        self.file[start..end].to_vec()
+    }
+
+    /// One past the last segment extent in the file: where `__LINKEDIT` may start.
+    fn segments_file_end(&self) -> u64 {
+        self.extents.iter().flatten().map(|e| e.off.0 + e.capacity).max().unwrap_or(0)
+    }
+
+    // --- rendering ----------------------------------------------------------------------------------------
+
+    /// Renders headers, LINKEDIT and the code signature, and returns what changed in the file since the last
+    /// render.
+    pub fn render(&mut self) -> Result<Rendered, LayoutError> {
+        let entry = self.entry.ok_or(LayoutError::NoEntry)?;
+        if self.extents[0].is_none() {
+            self.extents[0] = Some(Extent { off: FileOffset(0), capacity: room(HEADER_SPACE) });
+        }
+        for section in Section::ALL {
+            let needed = self.needed_filesize(section);
+            if needed > 0 {
+                let (start, _) = segment_range(&self.config, section);
+                self.ensure_file_room(section, start + needed);
+            }
+        }
+
+        // LINKEDIT contents, in ld64's order.
+        let linkedit_off = page_align(self.segments_file_end());
+        let mut linkedit = Vec::new();
+        let mut piece = |bytes: Vec<u8>| {
+            let off = linkedit_off + linkedit.len() as u64;
+            let size = bytes.len() as u32;
+            linkedit.extend_from_slice(&bytes);
+            Blob { off: if size == 0 { 0 } else { off as u32 }, size }
+        };
+        let rebase = piece(encode_rebase(&self.rebase_entries()?));
+        let bind_entries = self.bind_entries()?;
+        let bind = piece(encode_bind(&bind_entries));
+        let exports = self.exports();
+        let export_entries: Vec<ExportEntry<'_>> =
+            exports.iter().map(|(name, address)| ExportEntry { name, address: *address, flags: 0 }).collect();
+        let export = piece(encode_export_trie(&export_entries));
+        let starts: Vec<u64> =
+            self.atoms().filter(|(_, a)| a.section == Section::Text).map(|(_, a)| a.addr.0).collect();
+        let function_starts = piece(encode_function_starts(IMAGE_BASE.0, &starts));
+        let (nlists, strings, dysymtab) = self.symbol_table().encode();
+        let nsyms = (nlists.len() / 16) as u32;
+        let symtab = piece(nlists);
+        let strtab = piece(strings);
+        let content = linkedit.len() as u64;
+        if content > self.linkedit_capacity {
+            // Room to grow, so that the signature (and so the code limit) stays put across most updates.
+            self.linkedit_capacity = (content + content / 3).next_multiple_of(16).max(1024);
+        }
+        let signature_off = linkedit_off + self.linkedit_capacity;
+        let signature_size = self.signature.size(signature_off);
+        let file_len = signature_off + signature_size;
+        let linkedit_filesize = file_len - linkedit_off;
+
+        let uuid = *self.uuid.get_or_insert_with(|| initial_uuid(&self.file));
+        let commands = Commands {
+            segments: self.segment_headers(linkedit_off, linkedit_filesize),
+            rebase,
+            bind,
+            export,
+            symtab,
+            nsyms,
+            strtab,
+            dysymtab,
+            uuid,
+            entryoff: entry - IMAGE_BASE,
+            function_starts,
+            code_signature: Blob { off: signature_off as u32, size: signature_size as u32 },
+        };
+        let header = load_commands::write(&commands);
+        if header.len() as u64 > HEADER_SPACE {
+            return Err(LayoutError::HeaderFull { need: header.len(), room: HEADER_SPACE });
+        }
+
+        // Cut or extend the file to its new length, then write headers, LINKEDIT and its slack.
+        if (self.file.len() as u64) > file_len {
+            self.file.truncate(file_len as usize);
+        }
+        self.file.resize(file_len as usize, 0);
+        self.write_file(0, &header);
+        linkedit.resize(self.linkedit_capacity as usize, 0);
+        self.write_file(linkedit_off, &linkedit);
+
+        let text_filesize =
+            self.extents[0].map(|e| e.capacity).unwrap_or(0).min(self.needed_filesize(Section::Text));
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if !self.rendered_once {
+            dirty.clear();
+            dirty.push(0..file_len);
+        }
+        let pages_hashed = self.signature.update(&self.file, signature_off, 0, text_filesize, &dirty);
+        let mut sig = vec![0; signature_size as usize];
+        self.signature.write(&mut sig);
+        self.file[signature_off as usize..].copy_from_slice(&sig);
+        dirty.push(signature_off..file_len);
+        self.rendered_once = true;
+        Ok(Rendered { dirty: merge(dirty, file_len), pages_hashed })
+    }
+
+    fn segment_headers(&self, linkedit_off: u64, linkedit_filesize: u64) -> Vec<SegmentHeader> {
+        let mut segments = vec![SegmentHeader {
+            segname: "__PAGEZERO",
+            vmaddr: 0,
+            vmsize: IMAGE_BASE.0,
+            fileoff: 0,
+            filesize: 0,
+            maxprot: 0,
+            initprot: 0,
+            flags: 0,
+            sections: vec![],
+        }];
+        for section in Section::ALL {
+            let (segname, sectname) = section.names();
+            let (start, end) = segment_range(&self.config, section);
+            let alloc = &self.allocs[section.index()];
+            let filesize = self.needed_filesize(section);
+            let fileoff =
+                if filesize == 0 { 0 } else { self.extents[section.index()].map_or(0, |e| e.off.0) };
+            let section_size = alloc.used_end() - alloc.base();
+            let section_offset = if section == Section::Bss || section_size == 0 {
+                0
+            } else {
+                (fileoff + (alloc.base() - start)) as u32
+            };
+            let align =
+                self.atoms().filter(|(_, a)| a.section == section).map(|(_, a)| a.align).max().unwrap_or(1);
+            segments.push(SegmentHeader {
+                segname,
+                vmaddr: start.0,
+                vmsize: end - start,
+                fileoff,
+                filesize,
+                maxprot: section.prot(),
+                initprot: section.prot(),
+                flags: section.segment_flags(),
+                sections: vec![SectionHeader {
+                    sectname,
+                    segname,
+                    addr: alloc.base().0,
+                    size: section_size,
+                    offset: section_offset,
+                    align: align.trailing_zeros(),
+                    flags: section.section_flags(),
+                }],
+            });
+        }
+        let linkedit_vmaddr = segment_range(&self.config, Section::Bss).1;
+        segments.push(SegmentHeader {
+            segname: "__LINKEDIT",
+            vmaddr: linkedit_vmaddr.0,
+            vmsize: page_align(linkedit_filesize),
+            fileoff: linkedit_off,
+            filesize: linkedit_filesize,
+            maxprot: macho::VM_PROT_READ.0,
+            initprot: macho::VM_PROT_READ.0,
+            flags: 0,
+            sections: vec![],
+        });
+        segments
+    }
+
+    fn rebase_entries(&self) -> Result<Vec<RebaseEntry>, LayoutError> {
+        self.rebases
+            .iter()
+            .map(|&addr| {
+                let section = self.section_of(addr).ok_or(LayoutError::Outside { addr })?;
+                let (start, _) = segment_range(&self.config, section);
+                Ok(RebaseEntry { segment_index: section.segment_index(), segment_offset: addr - start })
+            })
+            .collect()
+    }
+
+    fn bind_entries(&self) -> Result<Vec<BindEntry<'_>>, LayoutError> {
+        self.imports
+            .iter()
+            .map(|import| {
+                let addr = import.cell;
+                let section = self.section_of(addr).ok_or(LayoutError::Outside { addr })?;
+                let (start, _) = segment_range(&self.config, section);
+                Ok(BindEntry {
+                    segment_index: section.segment_index(),
+                    segment_offset: addr - start,
+                    dylib_ordinal: import.dylib_ordinal,
+                    symbol: &import.symbol,
+                    addend: 0,
+                    weak_import: false,
+                })
+            })
+            .collect()
+    }
+
+    /// `__mh_execute_header` and every external atom, with offsets from the image base.
+    fn exports(&self) -> Vec<(String, u64)> {
+        let mut exports = vec![("__mh_execute_header".to_string(), 0)];
+        exports.extend(
+            self.atoms().filter(|(_, a)| a.external).map(|(_, a)| (a.name.clone(), a.addr - IMAGE_BASE)),
+        );
+        exports
+    }
+
+    fn symbol_table(&self) -> SymbolTable {
+        let mut table = SymbolTable::default();
+        table.add_external("__mh_execute_header", Section::Text.n_sect(), IMAGE_BASE.0);
+        for (_, atom) in self.atoms() {
+            if atom.external {
+                table.add_external(&atom.name, atom.section.n_sect(), atom.addr.0);
+            } else {
+                table.add_local(&atom.name, atom.section.n_sect(), atom.addr.0);
+            }
+        }
+        let mut imported: Vec<(&str, u16)> =
+            self.imports.iter().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
+        imported.sort_unstable();
+        imported.dedup();
+        for (symbol, ordinal) in imported {
+            table.add_undefined(symbol, ordinal as u8);
+        }
+        table
+    }
+
+    /// The map of the image, one line a segment and a section and an atom, for people to read (`hcr layout`).
+    pub fn layout_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:>12} {:>10} {:>10} {:>10}  prot",
+            "segment", "section", "vmaddr", "vmsize", "fileoff", "filesize"
+        );
+        let commands = self.segment_headers(
+            page_align(self.segments_file_end()),
+            self.file.len() as u64 - page_align(self.segments_file_end()).min(self.file.len() as u64),
+        );
+        for segment in &commands {
+            let _ = writeln!(
+                out,
+                "{:<14} {:<10} {:>#12x} {:>#10x} {:>#10x} {:>#10x}  {}",
+                segment.segname,
+                "",
+                segment.vmaddr,
+                segment.vmsize,
+                segment.fileoff,
+                segment.filesize,
+                prot_text(segment.initprot)
+            );
+            for section in &segment.sections {
+                let _ = writeln!(
+                    out,
+                    "{:<14} {:<10} {:>#12x} {:>#10x} {:>#10x}",
+                    "", section.sectname, section.addr, section.size, section.offset
+                );
+                let which = Section::ALL
+                    .into_iter()
+                    .find(|s| s.names().1 == section.sectname && s.names().0 == segment.segname);
+                for (_, atom) in self.atoms().filter(|(_, a)| Some(a.section) == which) {
+                    let _ = writeln!(
+                        out,
+                        "{:<14} {:<10} {:>#12x} {:>#10x} {:>10}  {}{}",
+                        "",
+                        "",
+                        atom.addr.0,
+                        atom.size,
+                        format!("cap {:#x}", atom.capacity),
+                        atom.name,
+                        if atom.external { "" } else { " (local)" }
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The VM range `[start, end)` of `section`'s segment. Segments follow each other in `Section::ALL` order from
+/// the image base, each as large as its reserve.
+fn segment_range(config: &LayoutConfig, section: Section) -> (VmAddr, VmAddr) {
+    let mut start = IMAGE_BASE;
+    for s in Section::ALL {
+        let end = start + config.reserve(s);
+        if s == section {
+            return (start, end);
+        }
+        start = end;
+    }
+    unreachable!("every section is in Section::ALL")
+}
+
+/// File room for `needed` bytes with space to grow: a third more, in whole pages.
+fn room(needed: u64) -> u64 {
+    page_align(needed + needed / 3).max(PAGE_SIZE)
+}
+
+/// A UUID derived from the first render's contents (so two different programs differ), with the RFC 4122 bits
+/// ld64 sets. It then stays fixed for the life of the image, so debuggers keep matching it.
+fn initial_uuid(file: &[u8]) -> [u8; 16] {
+    let digest = Sha256::digest(file);
+    let mut uuid = [0u8; 16];
+    uuid.copy_from_slice(&digest[..16]);
+    uuid[6] = (uuid[6] & 0x0f) | 0x30;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+    uuid
+}
+
+/// Sorted, merged ranges clipped to the file length.
+fn merge(mut ranges: Vec<Range<u64>>, len: u64) -> Vec<Range<u64>> {
+    ranges.retain(|r| r.start < len && r.start < r.end);
+    for r in &mut ranges {
+        r.end = r.end.min(len);
+    }
+    ranges.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+fn prot_text(prot: u32) -> String {
+    let bit = |b: u32, c: char| if prot & b != 0 { c } else { '-' };
+    format!(
+        "{}{}{}",
+        bit(macho::VM_PROT_READ.0, 'r'),
+        bit(macho::VM_PROT_WRITE.0, 'w'),
+        bit(macho::VM_PROT_EXECUTE.0, 'x')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_follow_each_other_and_stubs_are_in_branch_reach() {
+        let config = LayoutConfig::default();
+        let mut end = IMAGE_BASE;
+        for section in Section::ALL {
+            let (start, stop) = segment_range(&config, section);
+            assert_eq!(start, end);
+            assert_eq!(start.0 % PAGE_SIZE, 0);
+            end = stop;
+        }
+        let (text, _) = segment_range(&config, Section::Text);
+        let (_, stubs_end) = segment_range(&config, Section::Stubs);
+        assert!(stubs_end - text <= 128 * 1024 * 1024, "BL reaches every stub from every function");
+    }
+
+    #[test]
+    fn merge_joins_touching_ranges() {
+        assert_eq!(merge(vec![10..20, 0..5, 5..8, 19..30, 40..50], 45), vec![0..8, 10..30, 40..45]);
+    }
+}
