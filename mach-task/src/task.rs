@@ -138,7 +138,8 @@ pub trait Task {
             if self.read(region.start, &mut header).is_err() {
                 continue;
             }
-            let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+            let word =
+                |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
             if word(0) == MH_MAGIC_64 && word(12) == MH_EXECUTE {
                 return Ok(region.start);
             }
