@@ -281,3 +281,109 @@ impl SectionAlloc {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Alloc { size: u64, align_log: u32 },
+        Grow { which: usize, size: u64 },
+        Free { which: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (1u64..600, 0u32..6).prop_map(|(size, align_log)| Op::Alloc { size, align_log }),
+            (any::<usize>(), 1u64..900).prop_map(|(which, size)| Op::Grow { which, size }),
+            any::<usize>().prop_map(|which| Op::Free { which }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn never_overlaps_stays_aligned_and_in_reserve(ops in prop::collection::vec(op(), 1..200), code in any::<bool>()) {
+            let padding = if code { Padding::Code { min_capacity: 64 } } else { Padding::Packed };
+            let mut a = SectionAlloc::new("__text", VmAddr(0x1_0000_4000), 64 * 1024, padding);
+            let mut live: Vec<VmAddr> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Alloc { size, align_log } => {
+                        let align = 1 << align_log;
+                        match a.alloc(size, align) {
+                            Ok(slot) => {
+                                prop_assert_eq!(slot.addr.0 % align, 0);
+                                prop_assert!(slot.addr >= a.base() && slot.addr + slot.capacity <= a.end());
+                                live.push(slot.addr);
+                            }
+                            Err(AllocError::ReserveExhausted { .. }) => {}
+                            Err(e) => prop_assert!(false, "{e}"),
+                        }
+                    }
+                    Op::Grow { which, size } if !live.is_empty() => {
+                        let addr = live[which % live.len()];
+                        let others: Vec<Slot> = a.slots().filter(|s| s.addr != addr).collect();
+                        match a.grow(addr, size).unwrap() {
+                            Grown::InPlace(slot) => {
+                                prop_assert_eq!(slot.addr, addr);
+                                prop_assert!(slot.size == size && slot.capacity >= size);
+                                let after: Vec<Slot> = a.slots().filter(|s| s.addr != addr).collect();
+                                prop_assert_eq!(others, after, "growing in place moved another slot");
+                            }
+                            Grown::MustMove => prop_assert!(size > a.slot(addr).unwrap().capacity),
+                        }
+                    }
+                    Op::Free { which } if !live.is_empty() => {
+                        let addr = live.swap_remove(which % live.len());
+                        a.free(addr).unwrap();
+                    }
+                    _ => {}
+                }
+                if let Err(e) = a.check() { prop_assert!(false, "{e}"); }
+            }
+        }
+
+        #[test]
+        fn freed_space_is_reused(sizes in prop::collection::vec(1u64..300, 1..50)) {
+            let mut a = SectionAlloc::new("__data", VmAddr(0x1_0800_0000), 1 << 20, Padding::Packed);
+            let slots: Vec<Slot> = sizes.iter().map(|&s| a.alloc(s, 8).unwrap()).collect();
+            let high = a.used_end();
+            for s in &slots { a.free(s.addr).unwrap(); }
+            prop_assert_eq!(a.used_end(), a.base(), "everything freed gives the whole reserve back");
+            for &s in &sizes { a.alloc(s, 8).unwrap(); }
+            prop_assert_eq!(a.used_end(), high, "the same allocations fit in the same space again");
+        }
+    }
+
+    #[test]
+    fn exhausting_the_reserve_says_restart_required() {
+        let mut a =
+            SectionAlloc::new("__text", VmAddr(0x1_0000_4000), 256, Padding::Code { min_capacity: 64 });
+        for _ in 0..4 {
+            a.alloc(10, 4).unwrap();
+        }
+        let err = a.alloc(10, 4).unwrap_err();
+        assert!(err.to_string().contains("restart required"), "{err}");
+        assert!(err.to_string().contains("__text"), "{err}");
+    }
+
+    #[test]
+    fn code_gets_padding_and_grows_in_place_then_moves() {
+        let mut a = SectionAlloc::new("__text", VmAddr(0), 4096, Padding::Code { min_capacity: 64 });
+        let first = a.alloc(300, 4).unwrap();
+        assert_eq!(first.capacity, 400);
+        let second = a.alloc(100, 4).unwrap();
+        assert_eq!(second.addr, VmAddr(400));
+        assert!(matches!(a.grow(first.addr, 390).unwrap(), Grown::InPlace(s) if s.capacity == 400));
+        assert_eq!(a.grow(first.addr, 401).unwrap(), Grown::MustMove);
+        // The last slot can grow into the untouched rest of the reserve.
+        assert!(matches!(a.grow(second.addr, 1000).unwrap(), Grown::InPlace(s) if s.addr == VmAddr(400)));
+        // After freeing its neighbour, the first absorbs the space.
+        a.free(second.addr).unwrap();
+        assert!(matches!(a.grow(first.addr, 600).unwrap(), Grown::InPlace(s) if s.capacity == 800));
+        a.check().unwrap();
+    }
+}
