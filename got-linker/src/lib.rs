@@ -3,3 +3,5 @@
 //! Architecture invariant: produces data (a `Patch`); never touches a live process.
 
 #![forbid(unsafe_code)]
+
+pub mod arm64;
