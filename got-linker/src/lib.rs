@@ -5,3 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod arm64;
+mod error;
+pub mod input;
+
+pub use error::{InputError, UnsupportedReloc};
