@@ -7,5 +7,6 @@
 pub mod arm64;
 mod error;
 pub mod input;
+pub mod tbd;
 
 pub use error::{InputError, UnsupportedReloc};
