@@ -7,6 +7,7 @@
 pub mod arm64;
 mod error;
 pub mod input;
+pub mod resolve;
 pub mod tbd;
 
 pub use error::{InputError, UnsupportedReloc};

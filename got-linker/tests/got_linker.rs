@@ -7,6 +7,8 @@ use got_linker::InputError;
 use got_linker::input::{
     InputObject, RelocKind, RelocTarget, SectionKind, SymbolDef, describe, parse_object,
 };
+use got_linker::resolve::{Resolution, ResolveError, resolve};
+use got_linker::tbd::parse_tbd;
 
 /// Compiles C source text to an object with clang-19 and returns its path (inside `dir`).
 fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
@@ -182,4 +184,76 @@ fn corrupt_and_truncated_objects_are_errors_not_panics() {
     }
     assert!(matches!(parse_object(path, &bytes[..16]), Err(InputError::Malformed { .. })));
     assert!(matches!(parse_object(path, b"not an object"), Err(InputError::Malformed { .. })));
+}
+
+const LIBSYSTEM_TBD: &str = "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\n\
+install-name: '/usr/lib/libSystem.B.dylib'\nexports:\n  - targets: [ arm64-macos ]\n    symbols: [ _puts, _exit ]\n...\n";
+
+fn objects(dir: &Path, sources: &[(&str, &str)]) -> Vec<InputObject> {
+    sources.iter().map(|(name, source)| ingest(&compile(dir, name, source, &["-O1"])).unwrap()).collect()
+}
+
+#[test]
+fn globals_resolve_across_objects_and_to_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let objs = objects(
+        dir.path(),
+        &[
+            (
+                "main",
+                "int puts(const char *); int value(void); int shared = 3;\nint main(void) { puts(\"hi\"); return value() + shared; }\n",
+            ),
+            ("lib", "extern int shared; __attribute__((weak)) int value(void) { return shared; }\n"),
+            ("strong", "int value(void) { return 7; }\n"),
+        ],
+    );
+    let libsystem = parse_tbd(Path::new("libSystem.tbd"), LIBSYSTEM_TBD).unwrap();
+    let globals = resolve(&objs, &[libsystem]).unwrap();
+    let value = globals.resolution(globals.id("_value").unwrap());
+    assert!(
+        matches!(value, Resolution::Defined { object: 2, weak: false, .. }),
+        "the strong definition wins: {value:?}"
+    );
+    assert!(matches!(
+        globals.resolution(globals.id("_shared").unwrap()),
+        Resolution::Defined { object: 0, .. }
+    ));
+    assert_eq!(globals.resolution(globals.id("_puts").unwrap()), Resolution::Import { dylib_ordinal: 1 });
+}
+
+#[test]
+fn two_strong_definitions_are_a_duplicate_naming_both_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let objs = objects(
+        dir.path(),
+        &[("a", "int twice(void) { return 1; }\n"), ("b", "int twice(void) { return 2; }\n")],
+    );
+    let err = resolve(&objs, &[]).unwrap_err();
+    assert!(matches!(&err, ResolveError::Duplicate { symbol, .. } if symbol == "_twice"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("a.o") && message.contains("b.o"), "{message}");
+}
+
+#[test]
+fn an_undefined_symbol_names_every_referencing_atom_and_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let objs = objects(
+        dir.path(),
+        &[
+            (
+                "main",
+                "int missing(int); int helper(int x) { return missing(x) + 1; }\nint main(void) { return missing(2); }\n",
+            ),
+            ("other", "extern int gone; int peek(void) { return gone; }\n"),
+        ],
+    );
+    let err = resolve(&objs, &[]).unwrap_err();
+    let ResolveError::Undefined(list) = &err else { panic!("{err}") };
+    let names: Vec<&str> = list.iter().map(|u| u.symbol.as_str()).collect();
+    assert_eq!(names, ["_gone", "_missing"]);
+    let missing: Vec<&str> = list[1].referenced_from.iter().map(|(_, atom)| atom.as_str()).collect();
+    assert_eq!(missing, ["_helper", "_main"]);
+    let message = err.to_string();
+    assert!(message.contains("undefined symbol _missing\n  referenced by _helper in "), "{message}");
+    assert!(message.contains("other.o"), "{message}");
 }
