@@ -239,6 +239,8 @@ pub struct Image {
     /// Bytes reserved for LINKEDIT's contents before the signature, so the signature rarely moves.
     linkedit_capacity: u64,
     rendered_once: bool,
+    /// The segment headers the last render wrote, which the layout table prints.
+    last_segments: Vec<SegmentHeader>,
 }
 
 impl Image {
@@ -272,6 +274,7 @@ impl Image {
             uuid: None,
             linkedit_capacity: 0,
             rendered_once: false,
+            last_segments: Vec::new(),
         }
     }
 
@@ -556,6 +559,7 @@ impl Image {
             code_signature: Blob { off: signature_off as u32, size: signature_size as u32 },
         };
         let header = load_commands::write(&commands);
+        self.last_segments = commands.segments.clone();
         if header.len() as u64 > HEADER_SPACE {
             return Err(LayoutError::HeaderFull { need: header.len(), room: HEADER_SPACE });
         }
@@ -706,7 +710,8 @@ impl Image {
         table
     }
 
-    /// The map of the image, one line a segment and a section and an atom, for people to read (`hcr layout`).
+    /// The map of the image as last rendered, one line a segment and a section and an atom, for people to read
+    /// (`hcr layout`).
     pub fn layout_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -714,11 +719,7 @@ impl Image {
             "{:<14} {:<10} {:>12} {:>10} {:>10} {:>10}  prot",
             "segment", "section", "vmaddr", "vmsize", "fileoff", "filesize"
         );
-        let commands = self.segment_headers(
-            page_align(self.segments_file_end()),
-            self.file.len() as u64 - page_align(self.segments_file_end()).min(self.file.len() as u64),
-        );
-        for segment in &commands {
+        for segment in &self.last_segments {
             let _ = writeln!(
                 out,
                 "{:<14} {:<10} {:>#12x} {:>#10x} {:>#10x} {:>#10x}  {}",

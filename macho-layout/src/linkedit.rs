@@ -18,6 +18,24 @@ pub use leb::{read_sleb, read_uleb, write_sleb, write_uleb};
 pub use rebase::{RebaseEntry, encode_rebase};
 pub use symtab::{SymbolTable, SymtabRanges};
 
+/// Moves dyld's cursor, `(segment, offset)` or `None` before the first move, to `to`: a forward move within
+/// the segment adds the gap (`*_ADD_ADDR_ULEB`), anything else sets segment and offset
+/// (`*_SET_SEGMENT_AND_OFFSET_ULEB`). Rebase and bind streams share this shape and differ only in the opcodes.
+fn move_cursor(out: &mut Vec<u8>, cursor: Option<(u8, u64)>, to: (u8, u64), set_segment: u8, add_addr: u8) {
+    match cursor {
+        Some((segment, offset)) if segment == to.0 && offset <= to.1 => {
+            if offset < to.1 {
+                out.push(add_addr);
+                write_uleb(out, to.1 - offset);
+            }
+        }
+        _ => {
+            out.push(set_segment | (to.0 & 0x0f));
+            write_uleb(out, to.1);
+        }
+    }
+}
+
 /// Pads an opcode stream to 8 bytes with zeroes (`*_OPCODE_DONE`), as dyld expects LINKEDIT pieces aligned.
 fn pad8(out: &mut Vec<u8>) {
     while !out.len().is_multiple_of(8) {

@@ -64,18 +64,14 @@ pub fn encode_bind(entries: &[BindEntry<'_>]) -> Vec<u8> {
             write_sleb(&mut out, entry.addend);
             addend = entry.addend;
         }
-        match cursor {
-            Some((segment, offset)) if segment == entry.segment_index && offset <= entry.segment_offset => {
-                if offset < entry.segment_offset {
-                    out.push(BIND_OPCODE_ADD_ADDR_ULEB);
-                    write_uleb(&mut out, entry.segment_offset - offset);
-                }
-            }
-            _ => {
-                out.push(BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB | (entry.segment_index & 0x0f));
-                write_uleb(&mut out, entry.segment_offset);
-            }
-        }
+        let to = (entry.segment_index, entry.segment_offset);
+        super::move_cursor(
+            &mut out,
+            cursor,
+            to,
+            BIND_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB,
+            BIND_OPCODE_ADD_ADDR_ULEB,
+        );
         out.push(BIND_OPCODE_DO_BIND);
         cursor = Some((entry.segment_index, entry.segment_offset + 8));
     }

@@ -39,18 +39,14 @@ pub fn encode_rebase(entries: &[RebaseEntry]) -> Vec<u8> {
         {
             run += 1;
         }
-        match cursor {
-            Some((segment, offset)) if segment == entry.segment_index && offset <= entry.segment_offset => {
-                if offset < entry.segment_offset {
-                    out.push(REBASE_OPCODE_ADD_ADDR_ULEB);
-                    write_uleb(&mut out, entry.segment_offset - offset);
-                }
-            }
-            _ => {
-                out.push(REBASE_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB | (entry.segment_index & 0x0f));
-                write_uleb(&mut out, entry.segment_offset);
-            }
-        }
+        let to = (entry.segment_index, entry.segment_offset);
+        super::move_cursor(
+            &mut out,
+            cursor,
+            to,
+            REBASE_OPCODE_SET_SEGMENT_AND_OFFSET_ULEB,
+            REBASE_OPCODE_ADD_ADDR_ULEB,
+        );
         if run < 16 {
             out.push(REBASE_OPCODE_DO_REBASE_IMM_TIMES | run as u8);
         } else {
