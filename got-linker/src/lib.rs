@@ -8,6 +8,7 @@ pub mod arm64;
 mod error;
 pub mod input;
 pub mod resolve;
+pub mod stub;
 pub mod tbd;
 
 pub use error::{InputError, UnsupportedReloc};
