@@ -4,3 +4,4 @@
 
 pub mod heap;
 pub mod printf;
+pub mod sdk;
