@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use object::read::macho::{MachHeader as _, Nlist as _, Section as _, Segment as _};
 use object::{LittleEndian as LE, macho};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{InputError, UnsupportedReloc};
 
@@ -151,6 +152,8 @@ pub struct InputObject {
     pub atoms: Vec<InputAtom>,
     /// Sorted by atom, then offset.
     pub relocs: Vec<Reloc>,
+    /// SHA-256 of the file's bytes: an update skips an object whose digest it has already linked.
+    pub digest: [u8; 32],
 }
 
 impl InputObject {
@@ -246,7 +249,9 @@ pub fn parse_object(path: &Path, data: &[u8]) -> Result<InputObject, InputError>
     }
 
     let atoms = split_atoms(&sections, &symbols);
-    let mut object = InputObject { path: path.to_path_buf(), sections, symbols, atoms, relocs: Vec::new() };
+    let digest = Sha256::digest(data).into();
+    let mut object =
+        InputObject { path: path.to_path_buf(), sections, symbols, atoms, relocs: Vec::new(), digest };
     for (index, raw) in raw_sections.iter().enumerate() {
         if object.sections[index].kind == SectionKind::Dropped {
             continue;

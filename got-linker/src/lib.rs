@@ -7,8 +7,13 @@
 pub mod arm64;
 mod error;
 pub mod input;
+pub mod link;
+pub mod patch;
+pub mod prepare;
 pub mod resolve;
 pub mod stub;
 pub mod tbd;
 
 pub use error::{InputError, UnsupportedReloc};
+pub use link::{LinkError, Linker, Liveness, NothingLive, SymbolMap};
+pub use patch::{NewImport, Patch, Summary, Write, WriteKind};

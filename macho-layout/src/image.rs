@@ -166,6 +166,9 @@ pub struct Atom {
     pub external: bool,
     /// Whether the atom still has its slot (freed atoms keep their id and record).
     pub live: bool,
+    /// Kept in memory only because a thread may still run or return into it: the slot stays allocated, but the
+    /// atom is no longer listed (symbol table, exports, layout) and is freed once nothing can reach it.
+    pub retired: bool,
 }
 
 /// The outcome of resizing an atom.
@@ -302,6 +305,7 @@ impl Image {
             align,
             external,
             live: true,
+            retired: false,
         });
         self.by_addr.insert(slot.addr, id);
         Ok(id)
@@ -311,7 +315,7 @@ impl Image {
         &self.atoms[id.0 as usize]
     }
 
-    /// Every atom that has a slot, in address order.
+    /// Every listed atom (one that has a slot and is not retired), in address order.
     pub fn atoms(&self) -> impl Iterator<Item = (AtomId, &Atom)> {
         self.by_addr.values().map(|&id| (id, self.atom(id)))
     }
@@ -339,6 +343,29 @@ impl Image {
         Ok(Placement::Moved { from: atom.addr, to: slot.addr })
     }
 
+    /// Moves the atom to a new slot of `size` bytes and keeps the old slot allocated as a new, retired atom
+    /// (returned), because a thread may still be running in the old bytes or return into them. The caller
+    /// frees the retired atom with [`Image::free_atom`] once no thread can reach it.
+    pub fn move_atom_keeping_old(&mut self, id: AtomId, size: u64) -> Result<(Placement, AtomId), LayoutError> {
+        let atom = self.live_atom(id)?.clone();
+        let slot = self.allocs[atom.section.index()].alloc(size, atom.align)?;
+        let old = AtomId(self.atoms.len() as u32);
+        self.atoms.push(Atom { retired: true, ..atom.clone() });
+        self.by_addr.remove(&atom.addr);
+        self.by_addr.insert(slot.addr, id);
+        self.set_slot(id, slot);
+        Ok((Placement::Moved { from: atom.addr, to: slot.addr }, old))
+    }
+
+    /// Takes the atom out of the listings (symbol table, exports, layout) but keeps its slot allocated, so that
+    /// memory a running thread or a stale pointer may still use is not handed to another atom.
+    pub fn retire_atom(&mut self, id: AtomId) -> Result<(), LayoutError> {
+        let atom = self.live_atom(id)?.clone();
+        self.by_addr.remove(&atom.addr);
+        self.atoms[id.0 as usize].retired = true;
+        Ok(())
+    }
+
     fn set_slot(&mut self, id: AtomId, slot: Slot) {
         let atom = &mut self.atoms[id.0 as usize];
         atom.addr = slot.addr;
@@ -346,11 +373,14 @@ impl Image {
         atom.capacity = slot.capacity;
     }
 
-    /// Frees the atom's slot for reuse. Its bytes stay in the file until something else is written there.
+    /// Frees the atom's slot (listed or retired) for reuse. Its bytes stay in the file until something else is
+    /// written there.
     pub fn free_atom(&mut self, id: AtomId) -> Result<(), LayoutError> {
         let atom = self.live_atom(id)?.clone();
         self.allocs[atom.section.index()].free(atom.addr)?;
-        self.by_addr.remove(&atom.addr);
+        if self.by_addr.get(&atom.addr) == Some(&id) {
+            self.by_addr.remove(&atom.addr);
+        }
         self.atoms[id.0 as usize].live = false;
         Ok(())
     }

@@ -1,0 +1,878 @@
+//! The incremental link: one code path, `Linker::update`, and a full link is an update from the empty image.
+//!
+//! An update reads as its passes:
+//!
+//! 1. **resolve** global names across objects and the dylib stubs;
+//! 2. **prepare** atoms with identities and address-free signatures ([`crate::prepare`]);
+//! 3. **retire** what is gone, and free retired code that no thread can reach any more;
+//! 4. **place** new and changed atoms: code grows in place when its slot allows and no thread is in it, else
+//!    moves; state (data, bss) keeps its storage unless its size or alignment changed; a changed constant gets
+//!    new storage, so code still running the old version reads the old value;
+//! 5. **indirect**: a stub and a target cell for every function, a GOT cell for every GOT-loaded symbol;
+//! 6. **relocate** every new or changed atom, and every unchanged one that points at something that moved
+//!    (a worklist: relinking a live function moves it, which may move more);
+//! 7. **publish**: cells get their values; the image records rebases, binds and the entry point and renders;
+//!    the writes are gathered in the contract's order.
+//!
+//! The linker works on a copy of its state and commits only when every pass succeeded, so a failed update
+//! (undefined symbol, branch out of range, reserve exhausted) leaves the linker, and therefore the file and the
+//! process, exactly as they were.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::path::PathBuf;
+
+use macho_layout::{AtomId, Image, Import, LayoutConfig, LayoutError, Placement, Section, VmAddr};
+
+use crate::arm64::{EncodeError, encode_adrp, encode_branch26, encode_pageoff12};
+use crate::input::InputObject;
+use crate::patch::{MoveReason, Moved, NewImport, Patch, Summary, Write, WriteKind};
+use crate::prepare::{AtomClass, AtomKey, Fix, Fixup, PrepareError, Prepared, Target, prepare};
+use crate::resolve::{Globals, ResolveError, Resolution, resolve};
+use crate::stub::{STUB_SIZE, stub_code};
+use crate::tbd::DylibStub;
+
+/// Which code a suspended process may be executing or returning into, in link-time addresses. The driver
+/// answers from a scan of the threads; code in a live range is never overwritten.
+pub trait Liveness {
+    fn is_live(&self, range: Range<u64>) -> bool;
+}
+
+/// No process is running (a build, or a launch still to come).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingLive;
+
+impl Liveness for NothingLive {
+    fn is_live(&self, _: Range<u64>) -> bool {
+        false
+    }
+}
+
+/// Why an update failed. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("{atom} in {object}: {source}", object = object.display())]
+    Relocate { atom: String, object: PathBuf, source: EncodeError },
+    #[error("{atom} in {object}: {reason}", object = object.display())]
+    BadTarget { atom: String, object: PathBuf, reason: String },
+    #[error("laying out {what}: {source}")]
+    Layout { what: String, source: LayoutError },
+    #[error("undefined symbol _main: the program has no entry point")]
+    NoMain,
+}
+
+fn layout(what: &str) -> impl FnOnce(LayoutError) -> LinkError + '_ {
+    move |source| LinkError::Layout { what: what.to_string(), source }
+}
+
+/// An atom as it is in the image.
+#[derive(Debug, Clone)]
+struct Linked {
+    id: AtomId,
+    addr: u64,
+    prepared: Prepared,
+    /// The bytes as last written (relocated); empty for zero-fill.
+    bytes: Vec<u8>,
+    /// Offsets of absolute pointers (rebased by dyld).
+    pointers: Vec<u32>,
+    /// Offsets of pointers bound to imports.
+    binds: Vec<(u32, String)>,
+}
+
+/// A function's or import's indirection: the stub (its canonical address) and the target cell it jumps
+/// through. Kept for the life of the image, so a function's address never changes, even across a removal and
+/// a re-addition.
+#[derive(Debug, Clone, Copy)]
+struct Indirect {
+    stub: Option<u64>,
+    cell: u64,
+}
+
+/// What a cell should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CellValue {
+    Addr(u64),
+    Bind { symbol: String, dylib_ordinal: u16 },
+}
+
+/// The incremental linker: the image and everything needed to update it.
+#[derive(Debug, Clone)]
+pub struct Linker {
+    image: Image,
+    dylibs: Vec<DylibStub>,
+    atoms: HashMap<AtomKey, Linked>,
+    indirect: HashMap<AtomKey, Indirect>,
+    gots: HashMap<AtomKey, u64>,
+    cells: HashMap<u64, (String, CellValue)>,
+    /// The image atom of every cell, by address.
+    cell_ids: HashMap<u64, AtomId>,
+    /// Old code kept because a thread may return into it, freed when none can.
+    retired_code: Vec<(AtomId, Range<u64>)>,
+    updates: u64,
+}
+
+/// The symbol map: where every atom, stub and cell is (for the verifier, the layout view and tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SymbolMap {
+    /// Atom name → (address, size, class), for listed atoms.
+    pub atoms: Vec<MappedAtom>,
+    /// Function or import key name → (stub address, cell address).
+    pub stubs: Vec<(String, Option<u64>, u64)>,
+    /// GOT key name → cell address.
+    pub gots: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedAtom {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    pub class: AtomClass,
+}
+
+impl Linker {
+    /// An empty linker that will write an image named `ident`, signed with `entitlements`, resolving imports
+    /// against `dylibs` (ordinal 1 is the first).
+    pub fn new(ident: &str, entitlements: Option<&str>, config: LayoutConfig, dylibs: Vec<DylibStub>) -> Linker {
+        Linker {
+            image: Image::new(ident, entitlements, config),
+            dylibs,
+            atoms: HashMap::new(),
+            indirect: HashMap::new(),
+            gots: HashMap::new(),
+            cells: HashMap::new(),
+            cell_ids: HashMap::new(),
+            retired_code: Vec::new(),
+            updates: 0,
+        }
+    }
+
+    /// The image as last rendered.
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// The executable file as last rendered.
+    pub fn file(&self) -> &[u8] {
+        self.image.file()
+    }
+
+    /// How many updates succeeded (the first is the full link).
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Links `objects` into the image, changing only what differs from the last update. `live` says which
+    /// code a running process may be in. On error nothing changed.
+    pub fn update(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
+        let _span = tracing::info_span!("link.update", objects = objects.len()).entered();
+        let mut next = self.clone();
+        let patch = next.update_in_place(objects, live)?;
+        *self = next;
+        Ok(patch)
+    }
+
+    /// Where everything is.
+    pub fn symbol_map(&self) -> SymbolMap {
+        let mut atoms: Vec<MappedAtom> = self
+            .atoms
+            .values()
+            .map(|l| MappedAtom {
+                name: l.prepared.key.display_name(),
+                addr: l.addr,
+                size: l.prepared.size,
+                class: l.prepared.class,
+            })
+            .collect();
+        atoms.sort_by(|a, b| (a.addr, &a.name).cmp(&(b.addr, &b.name)));
+        let mut stubs: Vec<_> =
+            self.indirect.iter().map(|(k, i)| (k.display_name(), i.stub, i.cell)).collect();
+        stubs.sort();
+        let mut gots: Vec<_> = self.gots.iter().map(|(k, &c)| (k.display_name(), c)).collect();
+        gots.sort();
+        SymbolMap { atoms, stubs, gots }
+    }
+
+    /// The current bytes (relocated) and address of the atom with this display name, for tests and the
+    /// verifier.
+    pub fn atom_by_name(&self, name: &str) -> Option<(u64, &[u8])> {
+        self.atoms.values().find(|l| l.prepared.key.display_name() == name).map(|l| (l.addr, &l.bytes[..]))
+    }
+
+    fn update_in_place(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
+        let globals = {
+            let _span = tracing::info_span!("resolve").entered();
+            resolve(objects, &self.dylibs)?
+        };
+        let desired = {
+            let _span = tracing::info_span!("prepare").entered();
+            prepare(objects, &globals)?
+        };
+        let main = AtomKey::Global("_main".into());
+        if !desired.iter().any(|p| p.key == main && p.class == AtomClass::Code) {
+            return Err(LinkError::NoMain);
+        }
+        let index: HashMap<&AtomKey, usize> = desired.iter().enumerate().map(|(i, p)| (&p.key, i)).collect();
+        let mut summary = Summary::default();
+        let mut plan = Plan::default();
+
+        let _span = tracing::info_span!("plan").entered();
+        self.free_unreachable_code(live)?;
+        self.retire_removed(&index, live, &mut summary)?;
+        for p in &desired {
+            self.place(p, live, &mut plan, &mut summary)?;
+        }
+        drop(_span);
+        self.make_indirections(&desired, &globals, &mut plan)?;
+
+        let _span = tracing::info_span!("relocate").entered();
+        self.relocate_all(&desired, live, &mut plan, &mut summary)?;
+        drop(_span);
+
+        let _span = tracing::info_span!("publish").entered();
+        let mut writes = plan.writes;
+        let mut new_imports = Vec::new();
+        self.publish_cells(&globals, &mut writes, &mut new_imports, &mut summary)?;
+        for (addr, symbol) in plan.new_binds {
+            new_imports.push(NewImport { symbol: symbol.clone(), cell: addr, dylib: self.dylib_of(&globals, &symbol) });
+        }
+        let main_addr = self.atoms[&main].addr;
+        self.image.set_entry(VmAddr(main_addr));
+        self.image.set_rebases(self.rebases());
+        self.image.set_imports(self.imports(&globals));
+        let rendered = self.image.render().map_err(layout("the file"))?;
+        drop(_span);
+
+        // Code and constant data first, then data fixes, then cells: a stable sort keeps each group's order.
+        writes.sort_by_key(|w| w.kind);
+        self.updates += 1;
+        Ok(Patch {
+            writes,
+            new_imports,
+            summary,
+            file: self.image.file().to_vec(),
+            file_dirty: rendered.dirty,
+            pages_hashed: rendered.pages_hashed,
+        })
+    }
+
+    fn dylib_of(&self, globals: &Globals, symbol: &str) -> String {
+        match globals.id(symbol).map(|id| globals.resolution(id)) {
+            Some(Resolution::Import { dylib_ordinal }) => {
+                self.dylibs[usize::from(dylib_ordinal) - 1].install_name.clone()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// Frees retired code that no thread can be in any more.
+    fn free_unreachable_code(&mut self, live: &dyn Liveness) -> Result<(), LinkError> {
+        let mut kept = Vec::new();
+        for (id, range) in std::mem::take(&mut self.retired_code) {
+            if live.is_live(range.clone()) {
+                kept.push((id, range));
+            } else {
+                self.image.free_atom(id).map_err(layout("retired code"))?;
+            }
+        }
+        self.retired_code = kept;
+        Ok(())
+    }
+
+    /// Takes atoms that are no longer linked out of the image's listings. Code is freed when no thread can be
+    /// in it; data and constants stay allocated, because a stale pointer in the running program may still
+    /// reach them.
+    fn retire_removed(
+        &mut self,
+        index: &HashMap<&AtomKey, usize>,
+        live: &dyn Liveness,
+        summary: &mut Summary,
+    ) -> Result<(), LinkError> {
+        let mut removed: Vec<AtomKey> = self.atoms.keys().filter(|k| !index.contains_key(k)).cloned().collect();
+        removed.sort();
+        for key in removed {
+            let linked = self.atoms.remove(&key).expect("key came from the map");
+            summary.removed.push(key.display_name());
+            let range = linked.addr..linked.addr + linked.prepared.size;
+            if linked.prepared.class == AtomClass::Code && !live.is_live(range.clone()) {
+                self.image.free_atom(linked.id).map_err(layout("a removed atom"))?;
+            } else {
+                self.image.retire_atom(linked.id).map_err(layout("a removed atom"))?;
+                if linked.prepared.class == AtomClass::Code {
+                    self.retired_code.push((linked.id, range));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a new or changed atom its place.
+    fn place(
+        &mut self,
+        p: &Prepared,
+        live: &dyn Liveness,
+        plan: &mut Plan,
+        summary: &mut Summary,
+    ) -> Result<(), LinkError> {
+        let name = p.key.display_name();
+        let section = output_section(p.class);
+        let Some(old) = self.atoms.get(&p.key) else {
+            let id = self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
+            let addr = self.image.atom(id).addr.0;
+            self.insert(p, id, addr);
+            plan.fresh.insert(p.key.clone());
+            summary.added.push(name);
+            return Ok(());
+        };
+        let (id, old_addr, old_size) = (old.id, old.addr, old.prepared.size);
+        if output_section(old.prepared.class) != section {
+            // A change of kind (say, a global that was zero and now has an initializer): new storage, and the old
+            // stays where stale pointers may still reach it.
+            self.image.retire_atom(id).map_err(layout(&name))?;
+            if old.prepared.class == AtomClass::Code {
+                self.retired_code.push((id, old_addr..old_addr + old_size));
+            }
+            let id = self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
+            let addr = self.image.atom(id).addr.0;
+            if p.class.is_state() {
+                summary.globals_reset.push(name);
+            } else {
+                summary.changed_in_place.push(name);
+            }
+            self.insert(p, id, addr);
+            plan.fresh.insert(p.key.clone());
+            return Ok(());
+        }
+        let same_shape = old.prepared.size == p.size && old.prepared.align == p.align;
+        let same = old.prepared.sig == p.sig;
+        match p.class {
+            AtomClass::Code if !same => {
+                let range = old_addr..old_addr + old_size;
+                let (placement, reason) = if live.is_live(range.clone()) {
+                    let (placement, old_slot) =
+                        self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
+                    self.retired_code.push((old_slot, range));
+                    (placement, MoveReason::Live)
+                } else {
+                    (self.image.resize_atom(id, p.size, true).map_err(layout(&name))?, MoveReason::Grew)
+                };
+                match placement {
+                    Placement::InPlace => summary.changed_in_place.push(name),
+                    Placement::Moved { from, to } => {
+                        summary.moved.push(Moved { name, from: from.0, to: to.0, reason });
+                        plan.fresh.insert(p.key.clone());
+                    }
+                }
+                plan.changed.insert(p.key.clone());
+            }
+            AtomClass::Data | AtomClass::Bss if !same_shape => {
+                let (_, _old_slot) = self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
+                summary.globals_reset.push(name);
+                plan.fresh.insert(p.key.clone());
+            }
+            AtomClass::Data | AtomClass::Bss if !same => {
+                summary.globals_kept.push(name);
+                plan.changed.insert(p.key.clone());
+            }
+            AtomClass::Const { .. } | AtomClass::Literal if !same => {
+                let (_, _old_slot) = self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
+                summary.constants_changed.push(name);
+                plan.fresh.insert(p.key.clone());
+            }
+            _ => {
+                // Unchanged; it may still be relinked if something it points at moves.
+                self.atoms.get_mut(&p.key).expect("present").prepared = p.clone();
+                return Ok(());
+            }
+        }
+        let addr = self.image.atom(id).addr.0;
+        let linked = self.atoms.get_mut(&p.key).expect("present");
+        linked.addr = addr;
+        linked.prepared = p.clone();
+        Ok(())
+    }
+
+    fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {
+        self.atoms.insert(
+            p.key.clone(),
+            Linked { id, addr, prepared: p.clone(), bytes: Vec::new(), pointers: Vec::new(), binds: Vec::new() },
+        );
+    }
+
+    /// Makes sure every function has a stub and a target cell, every import that is called has a stub, and
+    /// every GOT-loaded symbol has a GOT cell. New stubs are written at once (they never change).
+    fn make_indirections(
+        &mut self,
+        desired: &[Prepared],
+        globals: &Globals,
+        plan: &mut Plan,
+    ) -> Result<(), LinkError> {
+        let mut needs_stub: Vec<AtomKey> = Vec::new();
+        let mut needs_got: Vec<AtomKey> = Vec::new();
+        for p in desired {
+            if p.function {
+                needs_stub.push(p.key.clone());
+            }
+            for fix in &p.fixes {
+                match &fix.target {
+                    Target::Stub(k) => needs_stub.push(k.clone()),
+                    Target::Got(k) => needs_got.push(k.clone()),
+                    _ => {}
+                }
+            }
+        }
+        for key in needs_stub {
+            if self.indirect.get(&key).is_some_and(|i| i.stub.is_some()) {
+                continue;
+            }
+            let cell = self.cell_for(&key)?;
+            let name = format!("{}$stub", key.display_name());
+            let id = self.image.add_atom(&name, Section::Stubs, STUB_SIZE, 4, false).map_err(layout(&name))?;
+            let stub = self.image.atom(id).addr.0;
+            let code = stub_code(stub, cell, &key.display_name()).map_err(|source| LinkError::Relocate {
+                atom: name.clone(),
+                object: PathBuf::new(),
+                source,
+            })?;
+            self.image.write_atom(id, &code).map_err(layout(&name))?;
+            plan.writes.push(Write {
+                kind: WriteKind::Code,
+                addr: stub,
+                bytes: code.to_vec(),
+                pointers: Vec::new(),
+                what: name,
+            });
+            self.indirect.get_mut(&key).expect("cell_for made it").stub = Some(stub);
+        }
+        for key in needs_got {
+            let import = matches!(
+                &key,
+                AtomKey::Global(n) if matches!(globals.id(n).map(|id| globals.resolution(id)), Some(Resolution::Import { .. }))
+            );
+            if import {
+                self.cell_for(&key)?;
+            } else if !self.gots.contains_key(&key) {
+                let name = format!("{}$got", key.display_name());
+                let id = self.image.add_atom(&name, Section::Cells, 8, 8, false).map_err(layout(&name))?;
+                let cell = self.image.atom(id).addr.0;
+                self.cell_ids.insert(cell, id);
+                self.gots.insert(key, cell);
+            }
+        }
+        Ok(())
+    }
+
+    /// The target cell of a function or import, made if it does not exist yet.
+    fn cell_for(&mut self, key: &AtomKey) -> Result<u64, LinkError> {
+        if let Some(i) = self.indirect.get(key) {
+            return Ok(i.cell);
+        }
+        let name = format!("{}$cell", key.display_name());
+        let id = self.image.add_atom(&name, Section::Cells, 8, 8, false).map_err(layout(&name))?;
+        let cell = self.image.atom(id).addr.0;
+        self.cell_ids.insert(cell, id);
+        self.indirect.insert(key.clone(), Indirect { stub: None, cell });
+        Ok(cell)
+    }
+
+    /// Relocates every atom that needs it and records the writes.
+    fn relocate_all(
+        &mut self,
+        desired: &[Prepared],
+        live: &dyn Liveness,
+        plan: &mut Plan,
+        summary: &mut Summary,
+    ) -> Result<(), LinkError> {
+        // Who points at whom by address (not through a stub or a cell, whose addresses never change).
+        let mut referrers: HashMap<&AtomKey, Vec<usize>> = HashMap::new();
+        for (i, p) in desired.iter().enumerate() {
+            for fix in &p.fixes {
+                for t in [Some(&fix.target), fix_minus(fix)].into_iter().flatten() {
+                    if let Target::Atom(k, _) = t
+                        && *k != p.key
+                    {
+                        referrers.entry(k).or_default().push(i);
+                    }
+                }
+            }
+        }
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        let mut queued: HashSet<usize> = HashSet::new();
+        for (i, p) in desired.iter().enumerate() {
+            if plan.fresh.contains(&p.key) || plan.changed.contains(&p.key) {
+                queue.push_back(i);
+                queued.insert(i);
+            }
+        }
+        for key in plan.fresh.clone() {
+            for &r in referrers.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                if queued.insert(r) {
+                    queue.push_back(r);
+                }
+            }
+        }
+        let mut relinked: BTreeSet<String> = BTreeSet::new();
+        while let Some(i) = queue.pop_front() {
+            let p = &desired[i];
+            let name = p.key.display_name();
+            let fresh = plan.fresh.contains(&p.key);
+            let changed = plan.changed.contains(&p.key);
+            let (mut addr, id) = {
+                let l = &self.atoms[&p.key];
+                (l.addr, l.id)
+            };
+            let (mut bytes, mut pointers, mut binds) = self.relocate(p, addr)?;
+            let old_bytes = self.atoms[&p.key].bytes.clone();
+            if !fresh && !changed && bytes == old_bytes {
+                continue;
+            }
+            if !fresh && !changed {
+                relinked.insert(name.clone());
+                // An unchanged function whose bytes change because a target moved: never rewrite it under a
+                // running thread.
+                if p.class == AtomClass::Code && live.is_live(addr..addr + p.size) {
+                    let (placement, old_slot) =
+                        self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
+                    self.retired_code.push((old_slot, addr..addr + p.size));
+                    if let Placement::Moved { from, to } = placement {
+                        summary.moved.push(Moved { name: name.clone(), from: from.0, to: to.0, reason: MoveReason::Live });
+                    }
+                    addr = self.image.atom(id).addr.0;
+                    self.atoms.get_mut(&p.key).expect("present").addr = addr;
+                    plan.fresh.insert(p.key.clone());
+                    (bytes, pointers, binds) = self.relocate(p, addr)?;
+                    for &r in referrers.get(&p.key).map(Vec::as_slice).unwrap_or_default() {
+                        if queued.insert(r) {
+                            queue.push_back(r);
+                        }
+                    }
+                }
+            }
+            let fresh = plan.fresh.contains(&p.key);
+            if p.class != AtomClass::Bss {
+                self.image.write_atom(id, &bytes).map_err(layout(&name))?;
+            }
+            match p.class {
+                AtomClass::Code => {
+                    let range = if fresh { 0..bytes.len() } else { differing(&old_bytes, &bytes) };
+                    if !range.is_empty() {
+                        plan.writes.push(Write {
+                            kind: WriteKind::Code,
+                            addr: addr + range.start as u64,
+                            bytes: bytes[range].to_vec(),
+                            pointers: Vec::new(),
+                            what: name.clone(),
+                        });
+                    }
+                }
+                AtomClass::Const { .. } | AtomClass::Literal => {
+                    plan.writes.push(Write {
+                        kind: WriteKind::Data,
+                        addr,
+                        bytes: bytes.clone(),
+                        pointers: pointers.clone(),
+                        what: name.clone(),
+                    });
+                    plan.new_binds.extend(binds.iter().map(|(o, s)| (addr + u64::from(*o), s.clone())));
+                }
+                AtomClass::Data if fresh => {
+                    plan.writes.push(Write {
+                        kind: WriteKind::Data,
+                        addr,
+                        bytes: bytes.clone(),
+                        pointers: pointers.clone(),
+                        what: name.clone(),
+                    });
+                    plan.new_binds.extend(binds.iter().map(|(o, s)| (addr + u64::from(*o), s.clone())));
+                }
+                AtomClass::Data => {
+                    // Kept state: only pointers that must follow a target to its new place are rewritten.
+                    let old = &self.atoms[&p.key];
+                    for &off in &pointers {
+                        let o = off as usize;
+                        let was_pointer = old.pointers.contains(&off);
+                        if was_pointer && old.bytes.get(o..o + 8) != Some(&bytes[o..o + 8]) {
+                            plan.writes.push(Write {
+                                kind: WriteKind::Data,
+                                addr: addr + u64::from(off),
+                                bytes: bytes[o..o + 8].to_vec(),
+                                pointers: vec![0],
+                                what: format!("{name}+{off:#x}"),
+                            });
+                        }
+                    }
+                }
+                AtomClass::Bss => {}
+            }
+            let linked = self.atoms.get_mut(&p.key).expect("present");
+            linked.bytes = bytes;
+            linked.pointers = pointers;
+            linked.binds = binds;
+        }
+        summary.relinked = relinked.into_iter().collect();
+        Ok(())
+    }
+
+    /// The bytes of `p` placed at `addr`, with the offsets of rebased and bound pointers.
+    #[expect(clippy::type_complexity, reason = "a private triple used in one place")]
+    fn relocate(&self, p: &Prepared, addr: u64) -> Result<(Vec<u8>, Vec<u32>, Vec<(u32, String)>), LinkError> {
+        let mut bytes = p.bytes.clone();
+        let mut pointers = Vec::new();
+        let mut binds = Vec::new();
+        let name = p.key.display_name();
+        let bad = |reason: String| LinkError::BadTarget { atom: name.clone(), object: p.object.clone(), reason };
+        let enc = |source: EncodeError| LinkError::Relocate { atom: name.clone(), object: p.object.clone(), source };
+        for fix in &p.fixes {
+            let o = fix.offset as usize;
+            let place = addr + fix.offset;
+            let target_name = target_display(&fix.target);
+            let value = match &fix.target {
+                Target::Bind(symbol) => {
+                    if fix.fixup != Fixup::Abs64 {
+                        return Err(bad(format!("{symbol} can only be bound in an 8-byte pointer")));
+                    }
+                    bytes[o..o + 8].fill(0);
+                    binds.push((fix.offset as u32, symbol.clone()));
+                    continue;
+                }
+                t => self.target_addr(t).ok_or_else(|| bad(format!("{target_name} is not linked")))?,
+            }
+            .wrapping_add(fix.addend as u64);
+            let word = |b: &[u8]| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+            match &fix.fixup {
+                Fixup::Branch26 => {
+                    let insn = encode_branch26(word(&bytes), place, value, &target_name).map_err(enc)?;
+                    bytes[o..o + 4].copy_from_slice(&insn.to_le_bytes());
+                }
+                Fixup::Page21 | Fixup::GotPage21 => {
+                    let insn = encode_adrp(word(&bytes), place, value, &target_name).map_err(enc)?;
+                    bytes[o..o + 4].copy_from_slice(&insn.to_le_bytes());
+                }
+                Fixup::PageOff12 | Fixup::GotPageOff12 => {
+                    let insn = encode_pageoff12(word(&bytes), value, &target_name).map_err(enc)?;
+                    bytes[o..o + 4].copy_from_slice(&insn.to_le_bytes());
+                }
+                Fixup::PointerToGot => {
+                    let delta = value.wrapping_sub(place) as i64;
+                    let delta = i32::try_from(delta)
+                        .map_err(|_| bad(format!("POINTER_TO_GOT to {target_name} is out of range")))?;
+                    bytes[o..o + 4].copy_from_slice(&delta.to_le_bytes());
+                }
+                Fixup::Abs64 => {
+                    bytes[o..o + 8].copy_from_slice(&value.to_le_bytes());
+                    pointers.push(fix.offset as u32);
+                }
+                Fixup::Abs32 => {
+                    return Err(bad(format!(
+                        "a 32-bit absolute address of {target_name} cannot hold an address above 4 GiB"
+                    )));
+                }
+                Fixup::Delta { minus, width } => {
+                    let minus = self.target_addr(minus).ok_or_else(|| bad("a difference's base is not linked".into()))?;
+                    let delta = value.wrapping_sub(minus) as i64;
+                    if *width == 8 {
+                        bytes[o..o + 8].copy_from_slice(&delta.to_le_bytes());
+                    } else {
+                        let delta = i32::try_from(delta)
+                            .map_err(|_| bad(format!("a 32-bit difference to {target_name} is out of range")))?;
+                        bytes[o..o + 4].copy_from_slice(&delta.to_le_bytes());
+                    }
+                }
+            }
+        }
+        Ok((bytes, pointers, binds))
+    }
+
+    /// The address a target names, as things stand.
+    fn target_addr(&self, target: &Target) -> Option<u64> {
+        match target {
+            Target::Stub(k) => self.indirect.get(k)?.stub,
+            Target::Got(k) => self.gots.get(k).copied().or_else(|| Some(self.indirect.get(k)?.cell)),
+            Target::Atom(k, off) => Some(self.atoms.get(k)?.addr + off),
+            Target::Bind(_) => None,
+        }
+    }
+
+    /// Gives every cell its value and records a store (or a bind) for each one that changed.
+    fn publish_cells(
+        &mut self,
+        globals: &Globals,
+        writes: &mut Vec<Write>,
+        new_imports: &mut Vec<NewImport>,
+        summary: &mut Summary,
+    ) -> Result<(), LinkError> {
+        let mut values: Vec<(u64, String, CellValue)> = Vec::new();
+        for (key, ind) in &self.indirect {
+            let value = match (key, self.atoms.get(key)) {
+                (_, Some(l)) if l.prepared.class == AtomClass::Code => CellValue::Addr(l.addr),
+                (AtomKey::Global(n), _) => match globals.id(n).map(|id| globals.resolution(id)) {
+                    Some(Resolution::Import { dylib_ordinal }) => {
+                        CellValue::Bind { symbol: n.clone(), dylib_ordinal }
+                    }
+                    // A function that is gone: the cell keeps pointing at the retired body.
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            values.push((ind.cell, format!("{}$cell", key.display_name()), value));
+        }
+        for (key, &cell) in &self.gots {
+            let value = if let Some(ind) = self.indirect.get(key).filter(|i| i.stub.is_some()) {
+                CellValue::Addr(ind.stub.expect("filtered"))
+            } else if let Some(l) = self.atoms.get(key) {
+                if l.prepared.function {
+                    let stub = self.indirect.get(key).and_then(|i| i.stub);
+                    CellValue::Addr(stub.unwrap_or(l.addr))
+                } else {
+                    CellValue::Addr(l.addr)
+                }
+            } else {
+                continue;
+            };
+            values.push((cell, format!("{}$got", key.display_name()), value));
+        }
+        values.sort_by_key(|v| v.0);
+        for (cell, name, value) in values {
+            if self.cells.get(&cell).map(|(_, v)| v) == Some(&value) {
+                continue;
+            }
+            let id = self.cell_ids[&cell];
+            match &value {
+                CellValue::Addr(a) => {
+                    self.image.write_atom(id, &a.to_le_bytes()).map_err(layout(&name))?;
+                    writes.push(Write {
+                        kind: WriteKind::Cell,
+                        addr: cell,
+                        bytes: a.to_le_bytes().to_vec(),
+                        pointers: vec![0],
+                        what: name.clone(),
+                    });
+                }
+                CellValue::Bind { symbol, dylib_ordinal } => {
+                    self.image.write_atom(id, &0u64.to_le_bytes()).map_err(layout(&name))?;
+                    let dylib = self.dylibs[usize::from(*dylib_ordinal) - 1].install_name.clone();
+                    new_imports.push(NewImport { symbol: symbol.clone(), cell, dylib });
+                    summary.new_imports.push(symbol.clone());
+                }
+            }
+            summary.cells.push(name.clone());
+            self.cells.insert(cell, (name, value));
+        }
+        Ok(())
+    }
+
+    /// Every absolute pointer in the file that dyld must slide.
+    fn rebases(&self) -> Vec<VmAddr> {
+        let mut out: Vec<VmAddr> = self
+            .cells
+            .iter()
+            .filter(|(_, (_, v))| matches!(v, CellValue::Addr(_)))
+            .map(|(&c, _)| VmAddr(c))
+            .collect();
+        for l in self.atoms.values() {
+            out.extend(l.pointers.iter().map(|&o| VmAddr(l.addr + u64::from(o))));
+        }
+        out.sort();
+        out
+    }
+
+    /// Every place dyld binds to a library symbol.
+    fn imports(&self, globals: &Globals) -> Vec<Import> {
+        let mut out: Vec<Import> = self
+            .cells
+            .iter()
+            .filter_map(|(&c, (_, v))| match v {
+                CellValue::Bind { symbol, dylib_ordinal } => {
+                    Some(Import { cell: VmAddr(c), symbol: symbol.clone(), dylib_ordinal: *dylib_ordinal })
+                }
+                CellValue::Addr(_) => None,
+            })
+            .collect();
+        for l in self.atoms.values() {
+            for (o, symbol) in &l.binds {
+                let dylib_ordinal = match globals.id(symbol).map(|id| globals.resolution(id)) {
+                    Some(Resolution::Import { dylib_ordinal }) => dylib_ordinal,
+                    _ => 1,
+                };
+                out.push(Import { cell: VmAddr(l.addr + u64::from(*o)), symbol: symbol.clone(), dylib_ordinal });
+            }
+        }
+        out.sort_by_key(|i| i.cell);
+        out
+    }
+}
+
+/// What the planning passes decided, for the relocation and publishing passes.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Atoms at a new address (added, moved, or given fresh storage): written whole, and whoever points at them
+    /// is relinked.
+    fresh: HashSet<AtomKey>,
+    /// Atoms whose content changed where they are.
+    changed: HashSet<AtomKey>,
+    writes: Vec<Write>,
+    /// Pointers in newly written data to bind to imports in the running process.
+    new_binds: Vec<(u64, String)>,
+}
+
+fn fix_minus(fix: &Fix) -> Option<&Target> {
+    match &fix.fixup {
+        Fixup::Delta { minus, .. } => Some(minus),
+        _ => None,
+    }
+}
+
+fn target_display(target: &Target) -> String {
+    match target {
+        Target::Stub(k) | Target::Got(k) => k.display_name(),
+        Target::Atom(k, 0) => k.display_name(),
+        Target::Atom(k, off) => format!("{}+{off:#x}", k.display_name()),
+        Target::Bind(s) => s.clone(),
+    }
+}
+
+/// The section each class of atom goes to. Constants that hold absolute addresses go to `__DATA`: dyld must
+/// slide them, and it does not write to a plain read-only segment.
+fn output_section(class: AtomClass) -> Section {
+    match class {
+        AtomClass::Code => Section::Text,
+        AtomClass::Const { pointers: false } | AtomClass::Literal => Section::Const,
+        AtomClass::Const { pointers: true } | AtomClass::Data => Section::Data,
+        AtomClass::Bss => Section::Bss,
+    }
+}
+
+/// The smallest range outside which `a` and `b` are equal (empty if they are equal; `b`'s whole length if the
+/// lengths differ beyond the common part).
+fn differing(a: &[u8], b: &[u8]) -> Range<usize> {
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if prefix == b.len() && a.len() == b.len() {
+        return 0..0;
+    }
+    let suffix = if a.len() == b.len() {
+        a.iter().rev().zip(b.iter().rev()).take_while(|(x, y)| x == y).count()
+    } else {
+        0
+    };
+    // Keep writes word-aligned: instructions are 4 bytes.
+    let start = prefix / 4 * 4;
+    let end = (b.len() - suffix).next_multiple_of(4).min(b.len());
+    start..end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::differing;
+
+    #[test]
+    fn differing_finds_the_changed_words() {
+        assert_eq!(differing(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]), 0..0);
+        assert_eq!(differing(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 9, 7, 8]), 4..8);
+        assert_eq!(differing(&[1, 2, 3, 4], &[1, 2, 3, 4, 5, 6, 7, 8]), 4..8);
+        assert_eq!(differing(&[9, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]), 0..4);
+    }
+}
