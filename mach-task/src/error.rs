@@ -164,6 +164,21 @@ pub enum TaskError {
     /// An operating-system call failed (spawn, signals, wait).
     #[error("{op}: {source}")]
     Os { op: &'static str, source: std::io::Error },
+    /// The task port of another process could not be taken.
+    #[error(
+        "task_for_pid({pid}) failed: {reason}; taking another process's task port needs root, or the \
+         com.apple.security.cs.debugger entitlement and a target with get-task-allow (see scripts/mac-runner.sh)"
+    )]
+    TaskPort { pid: u32, reason: String },
+    /// `posix_spawn` refused to start the program.
+    #[error("posix_spawn {}: {source}", path.display())]
+    Spawn { path: std::path::PathBuf, source: std::io::Error },
+    /// Attaching to a process with `ptrace` (debugged mode) failed.
+    #[error("attaching to process {pid} with ptrace failed: {reason}")]
+    Attach { pid: u32, reason: String },
+    /// The operation cannot be done on this task at all.
+    #[error("{op} is not possible here: {why}")]
+    Unsupported { op: &'static str, why: &'static str },
 }
 
 impl TaskError {

@@ -12,10 +12,26 @@
 
 #![deny(unsafe_code)] // Only the macOS FFI modules allow it, each block with a `// SAFETY:` comment.
 
+mod codesign;
 mod error;
 mod prot;
 pub mod task;
 
+#[cfg(feature = "contract")]
+pub mod contract;
+
+#[cfg(target_os = "macos")]
+mod mach;
+#[cfg(target_os = "macos")]
+mod spawn;
+#[cfg(target_os = "macos")]
+mod sys;
+
+pub use codesign::CsFlags;
 pub use error::{KernError, TaskError};
+#[cfg(target_os = "macos")]
+pub use mach::{MachTask, TASK_FOR_PID_TIMEOUT};
 pub use prot::VmProt;
+#[cfg(target_os = "macos")]
+pub use spawn::{Child, Spawn, Stdio};
 pub use task::{PAGE_SIZE, Region, Suspended, Task, ThreadState};
