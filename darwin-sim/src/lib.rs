@@ -5,3 +5,4 @@
 pub mod heap;
 pub mod printf;
 pub mod sdk;
+pub mod vm;
