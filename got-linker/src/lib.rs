@@ -13,6 +13,7 @@ pub mod prepare;
 pub mod resolve;
 pub mod stub;
 pub mod tbd;
+pub mod verify;
 
 pub use error::{InputError, UnsupportedReloc};
 pub use link::{LinkError, Linker, Liveness, NothingLive, SymbolMap};

@@ -806,6 +806,48 @@ impl Linker {
     }
 }
 
+/// Views for the verifier, which must not reuse the relocation code.
+impl Linker {
+    pub(crate) fn atoms_for_verify(&self) -> impl Iterator<Item = (&Prepared, u64)> {
+        self.atoms.values().map(|l| (&l.prepared, l.addr))
+    }
+
+    pub(crate) fn target_addr_for_verify(&self, target: &Target) -> Option<u64> {
+        self.target_addr(target)
+    }
+
+    pub(crate) fn indirections_for_verify(&self) -> impl Iterator<Item = (&AtomKey, Option<u64>, u64)> {
+        self.indirect.iter().map(|(k, i)| (k, i.stub, i.cell))
+    }
+
+    /// Every cell and what it must hold in the file, derived from where the atoms are now (`None`: bound by
+    /// dyld, so zero in the file).
+    pub(crate) fn cell_values_for_verify(&self) -> Vec<(u64, String, Option<u64>)> {
+        let mut out = Vec::new();
+        for (key, ind) in &self.indirect {
+            let name = format!("{}$cell", key.display_name());
+            match self.atoms.get(key) {
+                Some(l) if l.prepared.class == AtomClass::Code => out.push((ind.cell, name, Some(l.addr))),
+                Some(_) => {}
+                None => {
+                    if let Some((_, CellValue::Bind { .. })) = self.cells.get(&ind.cell) {
+                        out.push((ind.cell, name, None));
+                    }
+                }
+            }
+        }
+        for (key, &cell) in &self.gots {
+            let name = format!("{}$got", key.display_name());
+            if let Some(stub) = self.indirect.get(key).and_then(|i| i.stub) {
+                out.push((cell, name, Some(stub)));
+            } else if let Some(l) = self.atoms.get(key) {
+                out.push((cell, name, Some(l.addr)));
+            }
+        }
+        out
+    }
+}
+
 /// What the planning passes decided, for the relocation and publishing passes.
 #[derive(Debug, Default)]
 struct Plan {

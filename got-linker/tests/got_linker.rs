@@ -257,3 +257,8 @@ fn an_undefined_symbol_names_every_referencing_atom_and_object() {
     assert!(message.contains("undefined symbol _missing\n  referenced by _helper in "), "{message}");
     assert!(message.contains("other.o"), "{message}");
 }
+
+#[path = "got_linker/corpus.rs"]
+mod corpus;
+#[path = "got_linker/support.rs"]
+mod support;

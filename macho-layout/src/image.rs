@@ -477,9 +477,10 @@ impl Image {
         let needed = page_align(addr - segment_start).max(self.needed_filesize(section));
         match self.extents[section.index()] {
             Some(extent) if extent.capacity >= needed => {}
-            Some(extent) if section == Section::Text => {
-                // __TEXT must start at offset 0: move the segments in its way instead.
-                self.extents[0] = Some(Extent { off: extent.off, capacity: room(needed) });
+            Some(_) | None if section == Section::Text => {
+                // __TEXT must start at offset 0 (it holds the header): move the segments in its way instead, even
+                // when other segments were written before it.
+                self.extents[0] = Some(Extent { off: FileOffset(0), capacity: room(needed) });
                 self.evict_overlapping(0..room(needed));
             }
             old => {
