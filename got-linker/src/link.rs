@@ -28,7 +28,7 @@ use crate::arm64::{EncodeError, encode_adrp, encode_branch26, encode_pageoff12};
 use crate::input::InputObject;
 use crate::patch::{MoveReason, Moved, NewImport, Patch, Summary, Write, WriteKind};
 use crate::prepare::{AtomClass, AtomKey, Fix, Fixup, PrepareError, Prepared, Target, prepare};
-use crate::resolve::{Globals, ResolveError, Resolution, resolve};
+use crate::resolve::{Globals, Resolution, ResolveError, resolve};
 use crate::stub::{STUB_SIZE, stub_code};
 use crate::tbd::DylibStub;
 
@@ -137,7 +137,12 @@ pub struct MappedAtom {
 impl Linker {
     /// An empty linker that will write an image named `ident`, signed with `entitlements`, resolving imports
     /// against `dylibs` (ordinal 1 is the first).
-    pub fn new(ident: &str, entitlements: Option<&str>, config: LayoutConfig, dylibs: Vec<DylibStub>) -> Linker {
+    pub fn new(
+        ident: &str,
+        entitlements: Option<&str>,
+        config: LayoutConfig,
+        dylibs: Vec<DylibStub>,
+    ) -> Linker {
         Linker {
             image: Image::new(ident, entitlements, config),
             dylibs,
@@ -197,6 +202,12 @@ impl Linker {
         SymbolMap { atoms, stubs, gots }
     }
 
+    /// Every listed atom's address-free signature (its bytes and its relocations by target identity), by name:
+    /// two images with equal signatures hold the same program, wherever its atoms are.
+    pub fn signatures(&self) -> std::collections::BTreeMap<String, u64> {
+        self.atoms.values().map(|l| (l.prepared.key.display_name(), l.prepared.sig)).collect()
+    }
+
     /// The current bytes (relocated) and address of the atom with this display name, for tests and the
     /// verifier.
     pub fn atom_by_name(&self, name: &str) -> Option<(u64, &[u8])> {
@@ -238,7 +249,11 @@ impl Linker {
         let mut new_imports = Vec::new();
         self.publish_cells(&globals, &mut writes, &mut new_imports, &mut summary)?;
         for (addr, symbol) in plan.new_binds {
-            new_imports.push(NewImport { symbol: symbol.clone(), cell: addr, dylib: self.dylib_of(&globals, &symbol) });
+            new_imports.push(NewImport {
+                symbol: symbol.clone(),
+                cell: addr,
+                dylib: self.dylib_of(&globals, &symbol),
+            });
         }
         let main_addr = self.atoms[&main].addr;
         self.image.set_entry(VmAddr(main_addr));
@@ -292,7 +307,8 @@ impl Linker {
         live: &dyn Liveness,
         summary: &mut Summary,
     ) -> Result<(), LinkError> {
-        let mut removed: Vec<AtomKey> = self.atoms.keys().filter(|k| !index.contains_key(k)).cloned().collect();
+        let mut removed: Vec<AtomKey> =
+            self.atoms.keys().filter(|k| !index.contains_key(k)).cloned().collect();
         removed.sort();
         for key in removed {
             let linked = self.atoms.remove(&key).expect("key came from the map");
@@ -321,7 +337,8 @@ impl Linker {
         let name = p.key.display_name();
         let section = output_section(p.class);
         let Some(old) = self.atoms.get(&p.key) else {
-            let id = self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
+            let id =
+                self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
             let addr = self.image.atom(id).addr.0;
             self.insert(p, id, addr);
             plan.fresh.insert(p.key.clone());
@@ -336,7 +353,8 @@ impl Linker {
             if old.prepared.class == AtomClass::Code {
                 self.retired_code.push((id, old_addr..old_addr + old_size));
             }
-            let id = self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
+            let id =
+                self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
             let addr = self.image.atom(id).addr.0;
             if p.class.is_state() {
                 summary.globals_reset.push(name);
@@ -399,7 +417,14 @@ impl Linker {
     fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {
         self.atoms.insert(
             p.key.clone(),
-            Linked { id, addr, prepared: p.clone(), bytes: Vec::new(), pointers: Vec::new(), binds: Vec::new() },
+            Linked {
+                id,
+                addr,
+                prepared: p.clone(),
+                bytes: Vec::new(),
+                pointers: Vec::new(),
+                binds: Vec::new(),
+            },
         );
     }
 
@@ -431,7 +456,8 @@ impl Linker {
             }
             let cell = self.cell_for(&key)?;
             let name = format!("{}$stub", key.display_name());
-            let id = self.image.add_atom(&name, Section::Stubs, STUB_SIZE, 4, false).map_err(layout(&name))?;
+            let id =
+                self.image.add_atom(&name, Section::Stubs, STUB_SIZE, 4, false).map_err(layout(&name))?;
             let stub = self.image.atom(id).addr.0;
             let code = stub_code(stub, cell, &key.display_name()).map_err(|source| LinkError::Relocate {
                 atom: name.clone(),
@@ -539,7 +565,12 @@ impl Linker {
                         self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
                     self.retired_code.push((old_slot, addr..addr + p.size));
                     if let Placement::Moved { from, to } = placement {
-                        summary.moved.push(Moved { name: name.clone(), from: from.0, to: to.0, reason: MoveReason::Live });
+                        summary.moved.push(Moved {
+                            name: name.clone(),
+                            from: from.0,
+                            to: to.0,
+                            reason: MoveReason::Live,
+                        });
                     }
                     addr = self.image.atom(id).addr.0;
                     self.atoms.get_mut(&p.key).expect("present").addr = addr;
@@ -619,13 +650,22 @@ impl Linker {
 
     /// The bytes of `p` placed at `addr`, with the offsets of rebased and bound pointers.
     #[expect(clippy::type_complexity, reason = "a private triple used in one place")]
-    fn relocate(&self, p: &Prepared, addr: u64) -> Result<(Vec<u8>, Vec<u32>, Vec<(u32, String)>), LinkError> {
+    fn relocate(
+        &self,
+        p: &Prepared,
+        addr: u64,
+    ) -> Result<(Vec<u8>, Vec<u32>, Vec<(u32, String)>), LinkError> {
         let mut bytes = p.bytes.clone();
         let mut pointers = Vec::new();
         let mut binds = Vec::new();
         let name = p.key.display_name();
-        let bad = |reason: String| LinkError::BadTarget { atom: name.clone(), object: p.object.clone(), reason };
-        let enc = |source: EncodeError| LinkError::Relocate { atom: name.clone(), object: p.object.clone(), source };
+        let bad =
+            |reason: String| LinkError::BadTarget { atom: name.clone(), object: p.object.clone(), reason };
+        let enc = |source: EncodeError| LinkError::Relocate {
+            atom: name.clone(),
+            object: p.object.clone(),
+            source,
+        };
         for fix in &p.fixes {
             let o = fix.offset as usize;
             let place = addr + fix.offset;
@@ -672,13 +712,16 @@ impl Linker {
                     )));
                 }
                 Fixup::Delta { minus, width } => {
-                    let minus = self.target_addr(minus).ok_or_else(|| bad("a difference's base is not linked".into()))?;
+                    let minus = self
+                        .target_addr(minus)
+                        .ok_or_else(|| bad("a difference's base is not linked".into()))?;
                     let delta = value.wrapping_sub(minus) as i64;
                     if *width == 8 {
                         bytes[o..o + 8].copy_from_slice(&delta.to_le_bytes());
                     } else {
-                        let delta = i32::try_from(delta)
-                            .map_err(|_| bad(format!("a 32-bit difference to {target_name} is out of range")))?;
+                        let delta = i32::try_from(delta).map_err(|_| {
+                            bad(format!("a 32-bit difference to {target_name} is out of range"))
+                        })?;
                         bytes[o..o + 4].copy_from_slice(&delta.to_le_bytes());
                     }
                 }
@@ -798,7 +841,11 @@ impl Linker {
                     Some(Resolution::Import { dylib_ordinal }) => dylib_ordinal,
                     _ => 1,
                 };
-                out.push(Import { cell: VmAddr(l.addr + u64::from(*o)), symbol: symbol.clone(), dylib_ordinal });
+                out.push(Import {
+                    cell: VmAddr(l.addr + u64::from(*o)),
+                    symbol: symbol.clone(),
+                    dylib_ordinal,
+                });
             }
         }
         out.sort_by_key(|i| i.cell);

@@ -101,7 +101,10 @@ pub enum Fixup {
     Abs64,
     Abs32,
     /// `target - minus`, 8 or 4 bytes.
-    Delta { minus: Target, width: u8 },
+    Delta {
+        minus: Target,
+        width: u8,
+    },
 }
 
 /// One relocation of a prepared atom.
@@ -349,7 +352,9 @@ fn fix_for(
             let real = |r: SymRef| match r {
                 SymRef::Func(k) => Ok(Target::Atom(k, 0)),
                 SymRef::Place(k, off) => Ok(Target::Atom(k, off)),
-                SymRef::Import(_) => Err(unsupported("SUBTRACTOR", "a difference involving an imported symbol")),
+                SymRef::Import(_) => {
+                    Err(unsupported("SUBTRACTOR", "a difference involving an imported symbol"))
+                }
             };
             let minus = real(place(minus))?;
             (Fixup::Delta { minus, width }, real(place(target))?)
@@ -365,7 +370,13 @@ fn target_name(object: &InputObject, target: RelocTarget) -> String {
     }
 }
 
-fn sym_ref(objects: &[InputObject], o: usize, keys: &[AtomKey], target: RelocTarget, globals: &Globals) -> SymRef {
+fn sym_ref(
+    objects: &[InputObject],
+    o: usize,
+    keys: &[AtomKey],
+    target: RelocTarget,
+    globals: &Globals,
+) -> SymRef {
     let object = &objects[o];
     let in_atom = |object: &InputObject, keys: Option<&[AtomKey]>, atom: u32, offset: u64| {
         let key = match keys {
@@ -374,7 +385,11 @@ fn sym_ref(objects: &[InputObject], o: usize, keys: &[AtomKey], target: RelocTar
         };
         let a = &object.atoms[atom as usize];
         let code = object.sections[a.section as usize].kind == SectionKind::Code;
-        if code && offset == 0 && !a.symbols.is_empty() { SymRef::Func(key) } else { SymRef::Place(key, offset) }
+        if code && offset == 0 && !a.symbols.is_empty() {
+            SymRef::Func(key)
+        } else {
+            SymRef::Place(key, offset)
+        }
     };
     match target {
         RelocTarget::Atom { atom, offset } => in_atom(object, Some(keys), atom, offset),

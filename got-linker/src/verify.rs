@@ -34,12 +34,7 @@ impl Segments {
         let mut out = Vec::new();
         while let Some(command) = commands.next().map_err(|e| format!("load commands: {e}"))? {
             if let Some((segment, _)) = command.segment_64().map_err(|e| format!("a segment: {e}"))? {
-                out.push((
-                    segment.vmaddr(LE),
-                    segment.vmsize(LE),
-                    segment.fileoff(LE),
-                    segment.filesize(LE),
-                ));
+                out.push((segment.vmaddr(LE), segment.vmsize(LE), segment.fileoff(LE), segment.filesize(LE)));
             }
         }
         Ok(Segments(out))
@@ -65,7 +60,11 @@ impl Segments {
 impl Linker {
     /// Checks every relocated place, stub and cell of the file against the symbol map. Returns every mismatch.
     pub fn verify(&self) -> Result<Verified, Vec<String>> {
-        let file = self.file();
+        self.verify_file(self.file())
+    }
+
+    /// Checks `file` (say, the executable as it is on disk) against this linker's symbol map.
+    pub fn verify_file(&self, file: &[u8]) -> Result<Verified, Vec<String>> {
         let segments = Segments::parse(file).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         let mut done = Verified::default();
@@ -78,6 +77,33 @@ impl Linker {
             let name = p.key.display_name();
             if p.class == AtomClass::Bss {
                 continue;
+            }
+            // Every byte outside the relocated fields is the object's own.
+            if let Some(file_bytes) = read(addr, p.bytes.len()) {
+                let mut mask = vec![false; p.bytes.len()];
+                for fix in &p.fixes {
+                    let width = match fix.fixup {
+                        Fixup::Abs64 | Fixup::Delta { width: 8, .. } => 8,
+                        _ => 4,
+                    };
+                    let start = fix.offset as usize;
+                    let end = (start + width).min(mask.len());
+                    mask[start..end].fill(true);
+                }
+                let stale = (0..p.bytes.len()).find(|&i| {
+                    let word_masked = mask[i]
+                        // An instruction relocation rewrites some bits of its word: compare whole unmasked words.
+                        || mask[i / 4 * 4..(i / 4 * 4 + 4).min(mask.len())].iter().any(|&m| m);
+                    !word_masked && file_bytes[i] != p.bytes[i]
+                });
+                if let Some(i) = stale {
+                    errors.push(format!(
+                        "{name}+{i:#x} ({:#x}): the file's byte differs from the object's",
+                        addr + i as u64
+                    ));
+                }
+            } else {
+                errors.push(format!("{name} at {addr:#x}: its bytes are not in the file"));
             }
             for fix in &p.fixes {
                 let place = addr + fix.offset;
@@ -104,13 +130,17 @@ impl Linker {
                     }
                 };
                 match &fix.fixup {
-                    Fixup::Branch26 => check("BL/B", word(place).map(|i| decode_branch26(i, place)), expected),
+                    Fixup::Branch26 => {
+                        check("BL/B", word(place).map(|i| decode_branch26(i, place)), expected)
+                    }
                     Fixup::Page21 | Fixup::GotPage21 => {
                         check("ADRP", word(place).map(|i| decode_adrp(i, place)), expected & !0xfff)
                     }
-                    Fixup::PageOff12 | Fixup::GotPageOff12 => {
-                        check("page offset", word(place).and_then(|i| decode_pageoff12(i).ok()), expected & 0xfff)
-                    }
+                    Fixup::PageOff12 | Fixup::GotPageOff12 => check(
+                        "page offset",
+                        word(place).and_then(|i| decode_pageoff12(i).ok()),
+                        expected & 0xfff,
+                    ),
                     Fixup::PointerToGot => check(
                         "POINTER_TO_GOT",
                         word(place).map(|w| place.wrapping_add(i64::from(w as i32) as u64)),
@@ -148,7 +178,8 @@ impl Linker {
             let got = quad(cell);
             let want = value.unwrap_or(0);
             if got != Some(want) {
-                errors.push(format!("{name} at {cell:#x} holds {got:#x?} in the file, the map says {want:#x}"));
+                errors
+                    .push(format!("{name} at {cell:#x} holds {got:#x?} in the file, the map says {want:#x}"));
             }
             done.cells += 1;
         }

@@ -260,5 +260,7 @@ fn an_undefined_symbol_names_every_referencing_atom_and_object() {
 
 #[path = "got_linker/corpus.rs"]
 mod corpus;
+#[path = "got_linker/incremental.rs"]
+mod incremental;
 #[path = "got_linker/support.rs"]
 mod support;

@@ -346,7 +346,11 @@ impl Image {
     /// Moves the atom to a new slot of `size` bytes and keeps the old slot allocated as a new, retired atom
     /// (returned), because a thread may still be running in the old bytes or return into them. The caller
     /// frees the retired atom with [`Image::free_atom`] once no thread can reach it.
-    pub fn move_atom_keeping_old(&mut self, id: AtomId, size: u64) -> Result<(Placement, AtomId), LayoutError> {
+    pub fn move_atom_keeping_old(
+        &mut self,
+        id: AtomId,
+        size: u64,
+    ) -> Result<(Placement, AtomId), LayoutError> {
         let atom = self.live_atom(id)?.clone();
         let slot = self.allocs[atom.section.index()].alloc(size, atom.align)?;
         let old = AtomId(self.atoms.len() as u32);
@@ -614,8 +618,12 @@ impl Image {
         let pages_hashed = self.signature.update(&self.file, signature_off, 0, text_filesize, &dirty);
         let mut sig = vec![0; signature_size as usize];
         self.signature.write(&mut sig);
+        let old = &self.file[signature_off as usize..];
+        if let Some(first) = old.iter().zip(&sig).position(|(a, b)| a != b) {
+            let last = old.iter().zip(&sig).rposition(|(a, b)| a != b).expect("some byte differs");
+            dirty.push(signature_off + first as u64..signature_off + last as u64 + 1);
+        }
         self.file[signature_off as usize..].copy_from_slice(&sig);
-        dirty.push(signature_off..file_len);
         self.rendered_once = true;
         Ok(Rendered { dirty: merge(dirty, file_len), pages_hashed })
     }

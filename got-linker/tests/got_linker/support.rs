@@ -27,7 +27,13 @@ pub fn compile_c(source: &Path, object: &Path, level: &str) {
     let out = Command::new("clang-19")
         .args(["--target=arm64-apple-macos13", "-isysroot"])
         .arg(sdk())
-        .args(["-fno-asynchronous-unwind-tables", "-mllvm", "-aarch64-enable-global-merge=false", "-c", level])
+        .args([
+            "-fno-asynchronous-unwind-tables",
+            "-mllvm",
+            "-aarch64-enable-global-merge=false",
+            "-c",
+            level,
+        ])
         .arg(source)
         .arg("-o")
         .arg(object)
@@ -77,7 +83,8 @@ pub fn hcr_link(objects: &[InputObject]) -> (Linker, Patch) {
 /// Links with ld64.lld-19; `chained` selects chained fixups over opcode-style `LC_DYLD_INFO_ONLY`.
 pub fn lld_link(objects: &[PathBuf], out: &Path, chained: bool) -> Result<(), String> {
     let mut cmd = Command::new("ld64.lld-19");
-    cmd.args(["-arch", "arm64", "-platform_version", "macos", "13.0", "13.0", "-lSystem", "-syslibroot"]).arg(sdk());
+    cmd.args(["-arch", "arm64", "-platform_version", "macos", "13.0", "13.0", "-lSystem", "-syslibroot"])
+        .arg(sdk());
     if !chained {
         cmd.arg("-no_fixup_chains");
     }
