@@ -7,6 +7,7 @@
 //!   `_POSIX_SPAWN_DISABLE_ASLR` when asked): the kernel suspends the task before the first user instruction,
 //!   the only thread sits at `_dyld_start`, and the signal mask and dispositions are reset (a Rust parent
 //!   ignores SIGPIPE, which the child must not inherit). `std::process::Command` cannot set these flags.
+//!   `POSIX_SPAWN_CLOEXEC_DEFAULT` keeps every descriptor but the three standard streams out of the child.
 //! - The task port comes from [`MachTask::for_pid`] (retries, the port-0 check, a timeout).
 //! - Resuming sends `SIGCONT`, as `posix_spawnattr_setflags(3)` says: it drops the spawn's suspension *and*
 //!   marks the process runnable; a `task_resume` would leave it marked stopped and park later signals.
@@ -170,11 +171,16 @@ impl Spawn {
         let stdout = Redirect::new(self.stdout).map_err(os("creating the stdout pipe"))?;
         let stderr = Redirect::new(self.stderr).map_err(os("creating the stderr pipe"))?;
         let mut actions = FileActions::new().map_err(os("posix_spawn_file_actions_init"))?;
+        Redirect::Inherit.add_to(&mut actions, libc::STDIN_FILENO).map_err(os("passing stdin on"))?;
         stdout.add_to(&mut actions, libc::STDOUT_FILENO).map_err(os("redirecting stdout"))?;
         stderr.add_to(&mut actions, libc::STDERR_FILENO).map_err(os("redirecting stderr"))?;
         let mut attr = SpawnAttr::new().map_err(os("posix_spawnattr_init"))?;
-        let mut flags =
-            sys::POSIX_SPAWN_START_SUSPENDED | sys::POSIX_SPAWN_SETSIGDEF | sys::POSIX_SPAWN_SETSIGMASK;
+        // CLOEXEC_DEFAULT: the child gets its three standard streams and nothing else of the patcher's (its
+        // sockets, or the pipes of a child spawned at the same moment by another thread).
+        let mut flags = sys::POSIX_SPAWN_START_SUSPENDED
+            | sys::POSIX_SPAWN_SETSIGDEF
+            | sys::POSIX_SPAWN_SETSIGMASK
+            | sys::POSIX_SPAWN_CLOEXEC_DEFAULT;
         if self.disable_aslr {
             flags |= sys::POSIX_SPAWN_DISABLE_ASLR;
         }
@@ -468,6 +474,8 @@ impl Redirect {
 
     fn add_to(&self, actions: &mut FileActions, fd: RawFd) -> io::Result<()> {
         match self {
+            // Only a descriptor that is open can be inherited; a closed one stays closed in the child.
+            Redirect::Inherit if is_open(fd) => actions.inherit(fd),
             Redirect::Inherit => Ok(()),
             Redirect::Null => actions.open(fd, c"/dev/null", libc::O_WRONLY),
             Redirect::Pipe { write, .. } => actions.dup2(std::os::fd::AsRawFd::as_raw_fd(write), fd),
@@ -486,6 +494,12 @@ impl Redirect {
     }
 }
 
+/// Whether `fd` is an open descriptor of this process.
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
 /// `posix_spawn_file_actions_t`, destroyed on drop.
 struct FileActions(libc::posix_spawn_file_actions_t);
 
@@ -500,6 +514,11 @@ impl FileActions {
     fn dup2(&mut self, from: RawFd, to: RawFd) -> io::Result<()> {
         // SAFETY: `self.0` was initialised by `posix_spawn_file_actions_init`.
         errno(unsafe { libc::posix_spawn_file_actions_adddup2(&mut self.0, from, to) })
+    }
+
+    fn inherit(&mut self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: `self.0` was initialised by `posix_spawn_file_actions_init`.
+        errno(unsafe { sys::posix_spawn_file_actions_addinherit_np(&mut self.0, fd) })
     }
 
     fn open(&mut self, fd: RawFd, path: &std::ffi::CStr, flags: libc::c_int) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! `MATTR_VAL_CACHE_FLUSH` (`mach2::vm`, `mach2::vm_attributes`), `mach_vm_region_recurse` and
 //! `vm_region_submap_info_64` (`mach2::vm`, `mach2::vm_region`), `task_threads`, `task_suspend`, `task_resume`,
 //! `task_info` with `MACH_TASK_BASIC_INFO` and `TASK_DYLD_INFO`, `thread_get_state`, `task_for_pid`,
-//! `mach_port_deallocate`. From `libc`: `posix_spawn` and its attribute and file-action functions, `ptrace`
+//! `mach_port_deallocate`. From `libc`: `posix_spawn` and its attribute and file-action functions (but for `addinherit_np`), `ptrace`
 //! with `PT_ATTACH`/`PT_DETACH`, `kill`, `waitpid`, `pipe`, `mach_error_string`.
 //!
 //! What `mach2` has but in a form this crate cannot use: `ARM_THREAD_STATE64` is a `pub static` and
@@ -100,12 +100,24 @@ unsafe extern "C" {
 pub const POSIX_SPAWN_SETSIGDEF: c_short = 0x0004;
 pub const POSIX_SPAWN_SETSIGMASK: c_short = 0x0008;
 pub const POSIX_SPAWN_START_SUSPENDED: c_short = 0x0080;
+/// Close every descriptor in the child except those the file actions name (dup2, open, inherit).
+pub const POSIX_SPAWN_CLOEXEC_DEFAULT: c_short = 0x4000;
 /// Private (`_POSIX_SPAWN_DISABLE_ASLR`): load the image without a slide. Ignored for setuid binaries and
 /// inherited by the children of a process that has it.
 pub const POSIX_SPAWN_DISABLE_ASLR: c_short = 0x0100;
 const _: () = assert!(POSIX_SPAWN_SETSIGDEF as c_int == libc::POSIX_SPAWN_SETSIGDEF);
 const _: () = assert!(POSIX_SPAWN_SETSIGMASK as c_int == libc::POSIX_SPAWN_SETSIGMASK);
 const _: () = assert!(POSIX_SPAWN_START_SUSPENDED as c_int == libc::POSIX_SPAWN_START_SUSPENDED);
+const _: () = assert!(POSIX_SPAWN_CLOEXEC_DEFAULT as c_int == libc::POSIX_SPAWN_CLOEXEC_DEFAULT);
+
+unsafe extern "C" {
+    /// `int posix_spawn_file_actions_addinherit_np(posix_spawn_file_actions_t *, int filedes)`: keep `filedes`
+    /// open in the child despite `POSIX_SPAWN_CLOEXEC_DEFAULT`. Returns an errno value.
+    pub fn posix_spawn_file_actions_addinherit_np(
+        actions: *mut libc::posix_spawn_file_actions_t,
+        filedes: c_int,
+    ) -> c_int;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // <sys/codesign.h> (xnu bsd/sys/codesign.h). The `CS_*` flag values are in `crate::CsFlags`.
