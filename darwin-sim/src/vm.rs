@@ -15,7 +15,7 @@ pub struct Entry {
     pub max_prot: VmProt,
     /// What the mapping is (`__TEXT`, `stack`, `MALLOC`, …). Entries with different tags never merge, like
     /// distinct VM objects in xnu.
-    pub tag: &'static str,
+    pub tag: String,
 }
 
 impl Entry {
@@ -49,7 +49,7 @@ impl VmMap {
         size: u64,
         prot: VmProt,
         max_prot: VmProt,
-        tag: &'static str,
+        tag: &str,
     ) -> Result<(), String> {
         if start % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size == 0 {
             return Err(format!("mapping {tag} at {start:#x} size {size:#x} is not page-aligned"));
@@ -64,7 +64,7 @@ impl VmMap {
             ));
         }
         let at = self.entries.partition_point(|e| e.start < start);
-        self.entries.insert(at, Entry { start, size, prot, max_prot, tag });
+        self.entries.insert(at, Entry { start, size, prot, max_prot, tag: tag.to_string() });
         self.coalesce();
         Ok(())
     }
