@@ -20,14 +20,32 @@
 //!      `readonly_data` a slot of `__DATA_CONST` (read-only after fixups, as dyld leaves it) that the loop
 //!      does not use; `main_image_base` where the loader mapped the image; `run_briefly` executes some
 //!      thousands of instructions; `counter` is the global.
+//!
+//!    For the simulator, in outline (the names on the right are whatever the simulator offers):
+//!    ```text
+//!    struct SimFixture { sim: Sim, program: LoadedProgram }
+//!
+//!    impl mach_task::contract::Fixture for SimFixture {
+//!        type Task = Sim;                                   // the type that implements mach_task::Task
+//!        fn task(&self) -> &Sim { &self.sim }
+//!        fn scratch_code(&self) -> u64 { self.program.symbol("_scratch") }
+//!        fn scratch_code_bytes(&self) -> Vec<u8> { self.program.file_bytes_of("_scratch", 16) }
+//!        fn scratch_data(&self) -> u64 { self.program.symbol("_unused_global") }
+//!        fn readonly_data(&self) -> u64 { self.program.segment_end("__DATA_CONST") - 8 }
+//!        fn main_image_base(&self) -> u64 { self.program.load_address() }
+//!        fn counter(&self) -> u64 { self.program.symbol("_counter") }
+//!        fn run_briefly(&self) { self.sim.run_instructions(10_000) }  // a no-op while suspended
+//!    }
+//!    ```
+//!    `is_own_process` keeps its default, `false`.
 //! 3. Call the checks from tests, one test per check so that failures are reported separately:
 //!    ```text
 //!    #[test]
 //!    fn write_execute_is_refused() {
-//!        mach_task::contract::write_execute_is_refused(&MyFixture::new());
+//!        mach_task::contract::write_execute_is_refused(&SimFixture::new());
 //!    }
 //!    ```
-//!    or everything at once with [`all`].
+//!    or everything at once with [`all`]. `tests/macos.rs` generates one test per check with a small macro.
 //!
 //! Every check panics with a message naming the address and what was expected, like `assert!`, and leaves
 //! the target as it found it when it passes.

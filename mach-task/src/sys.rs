@@ -5,15 +5,15 @@
 //! `MATTR_VAL_CACHE_FLUSH` (`mach2::vm`, `mach2::vm_attributes`), `mach_vm_region_recurse` and
 //! `vm_region_submap_info_64` (`mach2::vm`, `mach2::vm_region`), `task_threads`, `task_suspend`, `task_resume`,
 //! `task_info` with `MACH_TASK_BASIC_INFO` and `TASK_DYLD_INFO`, `thread_get_state`, `task_for_pid`,
-//! `mach_port_deallocate`. From `libc`: `posix_spawn` and its attribute and file-action functions (but for `addinherit_np`), `ptrace`
-//! with `PT_ATTACH`/`PT_DETACH`, `kill`, `waitpid`, `pipe`, `mach_error_string`.
+//! `mach_port_deallocate`. From `libc`: `posix_spawn` and its attribute and file-action functions (all but
+//! `posix_spawn_file_actions_addinherit_np`), `ptrace` with `PT_ATTACH`/`PT_DETACH`, `kill`, `waitpid`,
+//! `pipe`, `fcntl`.
 //!
 //! What `mach2` has but in a form this crate cannot use: `ARM_THREAD_STATE64` is a `pub static` and
 //! `arm_thread_state64_t` exists only when *compiling for* aarch64, while the layout is a fact about the
 //! kernel's interface; both are restated here as constants so the module reads the same on every Mac.
 
 #![allow(unsafe_code)] // FFI declarations; every call site has its own `// SAFETY:` comment.
-#![allow(non_camel_case_types)] // C names, kept so they can be looked up in the headers.
 
 use core::ffi::{c_int, c_short, c_void};
 use core::mem::size_of;
