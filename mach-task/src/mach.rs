@@ -118,9 +118,9 @@ impl MachTask {
         self.port
     }
 
-    /// Whether this is the calling process's own task.
+    /// Whether this is the calling process's own task (from [`MachTask::current`], or `for_pid` of the own pid).
     pub fn is_current(&self) -> bool {
-        self.own
+        self.own || self.pid == std::process::id()
     }
 
     /// The task's suspend count (`task_info(MACH_TASK_BASIC_INFO).suspend_count`): 1 for a child that was
@@ -299,7 +299,7 @@ impl Task for MachTask {
     }
 
     fn suspend_raw(&self) -> Result<(), TaskError> {
-        if self.own {
+        if self.is_current() {
             return Err(TaskError::Unsupported {
                 op: "task_suspend on the own task",
                 why: "it would stop the calling thread too, and nothing could resume it",

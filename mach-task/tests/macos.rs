@@ -414,9 +414,16 @@ fn the_slide_is_what_dyld_reports() {
 }
 
 #[test]
-fn suspending_the_own_task_is_refused() {
-    let err = MachTask::current().suspend().unwrap_err();
-    assert!(matches!(err, TaskError::Unsupported { .. }), "{err}");
+fn suspending_the_own_task_is_refused_however_it_was_named() {
+    let by_pid = MachTask::for_pid(std::process::id()).unwrap();
+    assert!(by_pid.is_current());
+    for task in [MachTask::current(), by_pid] {
+        let err = task.suspend().unwrap_err();
+        assert!(matches!(err, TaskError::Unsupported { .. }), "{err}");
+        // The task is usable all the same.
+        let entry = addr_of_fn(hcrt_scratch);
+        assert_eq!(task.read_vec(entry, 8).unwrap(), own_bytes(entry, 8));
+    }
 }
 
 #[test]
