@@ -71,6 +71,7 @@ fn layout(what: &str) -> impl FnOnce(LayoutError) -> LinkError + '_ {
 
 /// An atom as it is in the image.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Linked {
     id: AtomId,
     addr: u64,
@@ -87,6 +88,7 @@ struct Linked {
 /// through. Kept for the life of the image, so a function's address never changes, even across a removal and
 /// a re-addition.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Indirect {
     stub: Option<u64>,
     cell: u64,
@@ -94,6 +96,7 @@ struct Indirect {
 
 /// What a cell should hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 enum CellValue {
     Addr(u64),
     Bind { symbol: String, dylib_ordinal: u16 },
@@ -101,6 +104,7 @@ enum CellValue {
 
 /// The incremental linker: the image and everything needed to update it.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Linker {
     image: Image,
     dylibs: Vec<DylibStub>,
@@ -164,6 +168,12 @@ impl Linker {
     /// The executable file as last rendered.
     pub fn file(&self) -> &[u8] {
         self.image.file()
+    }
+
+    /// Gives a linker restored from saved state the executable it last wrote (the state leaves the file out;
+    /// see [`Image::restore_file`]).
+    pub fn restore_file(&mut self, file: Vec<u8>) {
+        self.image.restore_file(file);
     }
 
     /// How many updates succeeded (the first is the full link).

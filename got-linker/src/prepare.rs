@@ -17,6 +17,7 @@ use crate::resolve::{Globals, Resolution};
 
 /// An atom's identity across updates.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AtomKey {
     /// A global (external) symbol: one definition in the whole program, or an import.
     Global(String),
@@ -54,6 +55,7 @@ impl AtomKey {
 
 /// Where an atom goes and how an update treats it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AtomClass {
     /// A function body: padded, may move, reached through its stub and target cell.
     Code,
@@ -77,6 +79,7 @@ impl AtomClass {
 
 /// What a relocation's value is computed from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Target {
     /// The stub of a function (defined or imported): its canonical address.
     Stub(AtomKey),
@@ -90,6 +93,7 @@ pub enum Target {
 
 /// How a relocation writes its value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Fixup {
     Branch26,
     Page21,
@@ -109,6 +113,7 @@ pub enum Fixup {
 
 /// One relocation of a prepared atom.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fix {
     pub offset: u64,
     pub fixup: Fixup,
@@ -118,6 +123,7 @@ pub struct Fix {
 
 /// An atom ready to be placed and relocated.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Prepared {
     pub key: AtomKey,
     pub class: AtomClass,

@@ -16,6 +16,7 @@ pub const TARGET: &str = "arm64-macos";
 
 /// What a stub tells the linker.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct DylibStub {
     pub install_name: String,
     /// Every exported symbol (functions and data alike), with its Mach-O leading underscore.

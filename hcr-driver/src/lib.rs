@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod build;
 pub mod build_graph;
 pub mod compile;
 pub mod depfile;

@@ -1,5 +1,114 @@
-//! The `hcr` command.
+//! The `hcr` command: parses arguments, calls the library, prints the error chain.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("hcr: no commands are implemented yet")
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hcr_driver::build::{BuildOptions, Sdk, build};
+
+#[derive(Parser)]
+#[command(name = "hcr", version, about = "Hot-reload C programs on macOS/arm64 while they run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile and link, incrementally when the state beside OUT exists.
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The executable to write.
+    #[arg(short, long, default_value = "a.out")]
+    output: PathBuf,
+    #[command(flatten)]
+    compiler: CompilerArgs,
+    /// C sources and arm64 objects.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Print every changed atom and write, not just the summary.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// Flags passed through to the compiler.
+#[derive(Args)]
+struct CompilerArgs {
+    /// Add a header search path.
+    #[arg(short = 'I', value_name = "DIR")]
+    include: Vec<PathBuf>,
+    /// Define a macro (`NAME` or `NAME=VALUE`).
+    #[arg(short = 'D', value_name = "MACRO")]
+    define: Vec<String>,
+    /// Optimisation level (`-O0` … `-O3`, `-Os`).
+    #[arg(short = 'O', value_name = "LEVEL")]
+    opt: Option<String>,
+    /// The C compiler (default: clang-19 on Linux, clang on macOS).
+    #[arg(long, value_name = "PATH")]
+    cc: Option<PathBuf>,
+    /// The SDK folder (default: $HCR_SDK, else `xcrun --show-sdk-path` on macOS, else the sim SDK).
+    #[arg(long, value_name = "DIR")]
+    sdk: Option<PathBuf>,
+}
+
+impl CompilerArgs {
+    fn flags(&self) -> Vec<OsString> {
+        let mut flags: Vec<OsString> = Vec::new();
+        for dir in &self.include {
+            let mut flag = OsString::from("-I");
+            flag.push(dir);
+            flags.push(flag);
+        }
+        flags.extend(self.define.iter().map(|d| OsString::from(format!("-D{d}"))));
+        flags.push(OsString::from(format!("-O{}", self.opt.as_deref().unwrap_or("0"))));
+        flags.push("-g".into());
+        flags
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("hcr: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => {
+            let options = BuildOptions {
+                out: args.output.clone(),
+                inputs: args.inputs,
+                flags: args.compiler.flags(),
+                sdk: Sdk::locate(args.compiler.sdk.as_deref())?,
+                cc: args.compiler.cc,
+            };
+            let built = build(&options)?;
+            let patch = &built.patch;
+            println!(
+                "hcr: {} ({} compiled, {} link): {} atoms added, {} changed in place, {} moved, {} removed; {} bytes in {} file ranges",
+                args.output.display(),
+                built.compiled.len(),
+                if built.incremental { "incremental" } else { "full" },
+                patch.summary.added.len(),
+                patch.summary.changed_in_place.len(),
+                patch.summary.moved.len(),
+                patch.summary.removed.len(),
+                patch.file_dirty.iter().map(|r| r.end - r.start).sum::<u64>(),
+                patch.file_dirty.len(),
+            );
+            if args.verbose {
+                print!("{}", patch.describe());
+            }
+            Ok(())
+        }
+    }
 }

@@ -9,10 +9,12 @@ pub const PAGE_SIZE: u64 = 16 * 1024;
 
 /// A link-time virtual-memory address (unslid).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VmAddr(pub u64);
 
 /// An offset from the start of the executable file.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct FileOffset(pub u64);
 
 macro_rules! quantity {

@@ -13,6 +13,7 @@ use crate::addr::VmAddr;
 
 /// How a section pads its slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Padding {
     /// Code: capacity = size + size/3, at least `min_capacity`.
     Code { min_capacity: u64 },
@@ -31,6 +32,7 @@ impl Padding {
 
 /// A placed slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Slot {
     pub addr: VmAddr,
     pub size: u64,
@@ -68,6 +70,7 @@ pub enum AllocError {
 
 /// The allocator of one section.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SectionAlloc {
     name: String,
     base: u64,

@@ -35,6 +35,7 @@ const SLOT_ENTITLEMENTS: u32 = 5;
 
 /// A code signature kept up to date across updates.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct CodeSignature {
     ident: String,
     /// The entitlements blob (magic, length, XML), if any.

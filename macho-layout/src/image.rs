@@ -43,6 +43,7 @@ const HEADER_SPACE: u64 = PAGE_SIZE;
 
 /// The sections atoms go into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Section {
     Text,
     Stubs,
@@ -108,6 +109,7 @@ impl Section {
 
 /// The size of each section's VM reserve, decided once for the life of the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayoutConfig {
     pub text: u64,
     pub stubs: u64,
@@ -151,10 +153,12 @@ impl LayoutConfig {
 
 /// An atom's handle. Ids are dense and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AtomId(pub u32);
 
 /// What the image knows of an atom.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Atom {
     pub name: String,
     pub section: Section,
@@ -182,6 +186,7 @@ pub enum Placement {
 
 /// A pointer cell bound by dyld to an imported symbol.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Import {
     pub cell: VmAddr,
     pub symbol: String,
@@ -209,6 +214,7 @@ pub enum LayoutError {
 
 /// A segment's place in the file: where its bytes start and how much room they have there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Extent {
     off: FileOffset,
     capacity: u64,
@@ -226,12 +232,15 @@ pub struct Rendered {
 
 /// The executable image.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Image {
     config: LayoutConfig,
     allocs: Vec<SectionAlloc>,
     atoms: Vec<Atom>,
     by_addr: BTreeMap<VmAddr, AtomId>,
     extents: [Option<Extent>; 6],
+    /// Not saved with the state: it is the executable file itself (see [`Image::restore_file`]).
+    #[cfg_attr(feature = "serde", serde(skip))]
     file: Vec<u8>,
     dirty: Vec<Range<u64>>,
     entry: Option<VmAddr>,
@@ -243,6 +252,7 @@ pub struct Image {
     linkedit_capacity: u64,
     rendered_once: bool,
     /// The segment headers the last render wrote, which the layout table prints.
+    #[cfg_attr(feature = "serde", serde(skip))]
     last_segments: Vec<SegmentHeader>,
 }
 
@@ -443,6 +453,13 @@ impl Image {
     /// The file as last rendered.
     pub fn file(&self) -> &[u8] {
         &self.file
+    }
+
+    /// Gives a restored image (saved state, which leaves the file out) its file back: the bytes of the
+    /// executable that its last render produced. The caller checks they are that file (a digest saved with the
+    /// state); the layout table shows segments again after the next render.
+    pub fn restore_file(&mut self, file: Vec<u8>) {
+        self.file = file;
     }
 
     // --- file bookkeeping ---------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+//! The `hcr` binary, run as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn hcr(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hcr")).current_dir(dir).args(args).output().expect("hcr runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "hcr failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const MAIN: &str =
+    "#include <stdio.h>\nint twice(int);\nint main(void) { printf(\"%d\\n\", twice(21)); return 0; }\n";
+const UTIL: &str = "int twice(int x) { return x * 2; }\n";
+
+#[test]
+fn build_is_incremental_across_runs_and_the_output_stays_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    let exe = dir.path().join("prog");
+
+    let first = stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    assert!(first.contains("2 compiled, full link"), "{first}");
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&exe).unwrap());
+
+    let again = stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    assert!(again.contains("0 compiled, incremental link"), "{again}");
+    assert!(again.contains("0 bytes in 0 file ranges"), "{again}");
+
+    std::fs::write(dir.path().join("util.c"), UTIL.replace("x * 2", "x * 2 + 1")).unwrap();
+    let edited = stdout(&hcr(dir.path(), &["build", "-v", "-o", "prog", "main.c", "util.c"]));
+    assert!(edited.contains("1 compiled, incremental link"), "{edited}");
+    assert!(edited.contains("changed in place   _twice"), "{edited}");
+    // A new inode each time the file changes (the kernel caches code-signing state per vnode).
+    assert_ne!(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&exe).unwrap()), inode);
+    let dump = Command::new("llvm-objdump-19").args(["--macho", "--all-headers"]).arg(&exe).output().unwrap();
+    assert!(dump.status.success() && dump.stderr.is_empty(), "{}", String::from_utf8_lossy(&dump.stderr));
+}
+
+#[test]
+fn an_executable_changed_behind_hcrs_back_gets_a_full_link() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    std::fs::write(dir.path().join("prog"), b"not the file hcr wrote").unwrap();
+    let out = stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    assert!(out.contains("full link"), "{out}");
+}
+
+#[test]
+fn a_compile_error_names_the_file_and_leaves_the_executable_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let before = std::fs::read(dir.path().join("prog")).unwrap();
+    std::fs::write(dir.path().join("util.c"), "int twice(int x) { return x * ; }\n").unwrap();
+    let out = hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("util.c: compile failed"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("prog")).unwrap(), before);
+    // Fixing the error builds incrementally from the state kept before it.
+    std::fs::write(dir.path().join("util.c"), UTIL.replace("x * 2", "x * 4")).unwrap();
+    let fixed = stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    assert!(fixed.contains("incremental link") && fixed.contains("1 changed in place"), "{fixed}");
+}
+
+#[test]
+fn an_undefined_symbol_names_the_function_and_leaves_the_executable_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let before = std::fs::read(dir.path().join("prog")).unwrap();
+    std::fs::write(dir.path().join("util.c"), "int gone(int);\nint twice(int x) { return gone(x); }\n")
+        .unwrap();
+    let out = hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("undefined symbol _gone") && err.contains("referenced by _twice"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("prog")).unwrap(), before);
+}
