@@ -81,7 +81,9 @@ impl MachTask {
     /// The call runs on a helper thread so that a caller blocked on the taskgated authorization prompt gets an
     /// error after `timeout` instead of hanging. If the prompt is answered later, the helper releases the port.
     pub fn for_pid_within(pid: u32, timeout: Duration) -> Result<MachTask, TaskError> {
-        let (tx, rx) = mpsc::channel();
+        // A rendezvous channel: the helper's send completes only if this thread takes the port, and fails once
+        // this thread has given up and dropped the receiver, so a late port is always released, never lost.
+        let (tx, rx) = mpsc::sync_channel(0);
         thread::Builder::new()
             .name(format!("task_for_pid({pid})"))
             .spawn(move || {
