@@ -246,6 +246,19 @@ pub fn mirror_protections(emu: &mut Emu<'_>, start: u64, end: u64) -> Result<(),
     Ok(())
 }
 
+/// Drops the translations of `[addr, addr + len)`, so the next execution decodes what memory holds now
+/// (`MATTR_VAL_CACHE_FLUSH`). Works whatever the pages' current protection: the write recipe flushes while the
+/// page is still `rw-`.
+pub fn flush_icache(emu: &mut Emu<'_>, addr: u64, len: u64) -> Result<(), TaskError> {
+    const OP: &str = "mach_vm_machine_attribute";
+    emu.get_data().vm.check_access(OP, addr, len, VmProt::empty())?;
+    emu.ctl_remove_cache(addr, addr + len.max(1)).map_err(|_| TaskError::Kern {
+        op: OP,
+        addr: Some(addr),
+        code: KernError::FAILURE,
+    })
+}
+
 /// Loads `image` into a new machine, playing dyld: maps it at a slide, binds its imports to the shims, applies
 /// rebases, makes `SG_READ_ONLY` segments read-only, builds the stack and points the CPU at `LC_MAIN`.
 pub fn launch(

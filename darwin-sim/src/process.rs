@@ -412,14 +412,7 @@ fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
             let _ = reply.send(Ok(vec![machine::thread_state(emu)]));
         }
         Request::Flush(addr, len, reply) => {
-            let result = emu
-                .get_data()
-                .vm
-                .check_access("mach_vm_machine_attribute", addr, len, VmProt::empty())
-                .and_then(|()| {
-                    emu.ctl_remove_cache(addr, addr + len.max(1))
-                        .map_err(|_| kern("mach_vm_machine_attribute", addr, KernError::FAILURE))
-                });
+            let result = machine::flush_icache(emu, addr, len);
             let _ = reply.send(result);
         }
         Request::Start(reply) => {
