@@ -457,7 +457,7 @@ pub fn run_slice(emu: &mut Emu<'_>, blocks: u64) -> Slice {
     emu.get_data_mut().blocks_left = blocks;
     emu.get_data_mut().stop = None;
     let pc = emu.pc_read().unwrap_or(0);
-    let result = emu.emu_start(pc, u64::MAX & !3, 0, 0);
+    let result = emu.emu_start(pc, !3, 0, 0);
     if let Some(stop) = emu.get_data_mut().stop.take() {
         return Slice::Stopped(stop);
     }

@@ -142,7 +142,7 @@ impl LibSystem {
 
     /// Whether `pc` is a trampoline's `brk`.
     pub fn is_trampoline(&self, pc: u64) -> bool {
-        pc >= self.text && pc < self.text + 8 * FUNCTIONS.len() as u64 && (pc - self.text) % 8 == 0
+        pc >= self.text && pc < self.text + 8 * FUNCTIONS.len() as u64 && (pc - self.text).is_multiple_of(8)
     }
 
     /// The guest `FILE *` of stdout and stderr.

@@ -51,7 +51,7 @@ impl VmMap {
         max_prot: VmProt,
         tag: &str,
     ) -> Result<(), String> {
-        if start % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 || size == 0 {
+        if !start.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) || size == 0 {
             return Err(format!("mapping {tag} at {start:#x} size {size:#x} is not page-aligned"));
         }
         let end = start + size;
