@@ -86,3 +86,7 @@ fn an_undefined_symbol_names_the_function_and_leaves_the_executable_alone() {
     assert!(err.contains("undefined symbol _gone") && err.contains("referenced by _twice"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("prog")).unwrap(), before);
 }
+
+#[cfg(feature = "sim")]
+#[path = "hcr/differential.rs"]
+mod differential;
