@@ -610,27 +610,7 @@ impl Linker {
                         });
                     }
                 }
-                AtomClass::Const { .. } | AtomClass::Literal => {
-                    plan.writes.push(Write {
-                        kind: WriteKind::Data,
-                        addr,
-                        bytes: bytes.clone(),
-                        pointers: pointers.clone(),
-                        what: name.clone(),
-                    });
-                    plan.new_binds.extend(binds.iter().map(|(o, s)| (addr + u64::from(*o), s.clone())));
-                }
-                AtomClass::Data if fresh => {
-                    plan.writes.push(Write {
-                        kind: WriteKind::Data,
-                        addr,
-                        bytes: bytes.clone(),
-                        pointers: pointers.clone(),
-                        what: name.clone(),
-                    });
-                    plan.new_binds.extend(binds.iter().map(|(o, s)| (addr + u64::from(*o), s.clone())));
-                }
-                AtomClass::Data => {
+                AtomClass::Data if !fresh => {
                     // Kept state: only pointers that must follow a target to its new place are rewritten.
                     let old = &self.atoms[&p.key];
                     for &off in &pointers {
@@ -646,6 +626,17 @@ impl Linker {
                             });
                         }
                     }
+                }
+                // Constants are written whole whenever they are written; data when it is new storage.
+                AtomClass::Const { .. } | AtomClass::Literal | AtomClass::Data => {
+                    plan.writes.push(Write {
+                        kind: WriteKind::Data,
+                        addr,
+                        bytes: bytes.clone(),
+                        pointers: pointers.clone(),
+                        what: name.clone(),
+                    });
+                    plan.new_binds.extend(binds.iter().map(|(o, s)| (addr + u64::from(*o), s.clone())));
                 }
                 AtomClass::Bss => {}
             }

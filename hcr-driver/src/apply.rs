@@ -15,30 +15,8 @@ use mach_task::{PAGE_SIZE, Suspended, Task, TaskError};
 use crate::liveness::LiveCode;
 use crate::report::Writes;
 
-/// What a write is, which decides how it is written and in which order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    /// Instructions: written with the code recipe (never W+X, flush per chunk, verify).
-    Code,
-    /// Constant or new data.
-    Data,
-    /// One aligned 8-byte store of an address into a target cell or GOT cell: what makes new code reachable.
-    Cell,
-}
-
-/// One write into the process, in link-time addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemWrite {
-    pub kind: WriteKind,
-    /// Link-time address; the slide is added when writing.
-    pub addr: u64,
-    pub bytes: Vec<u8>,
-    /// Offsets in `bytes` of 8-byte absolute link-time addresses, which are slid before writing. Code is
-    /// PC-relative and has none.
-    pub pointers: Vec<u32>,
-    /// The symbol or cell written, for messages.
-    pub what: String,
-}
+/// One write into the process, in link-time addresses, exactly as the linker's `Patch` lists it.
+pub use got_linker::patch::{Write as MemWrite, WriteKind};
 
 /// Why an update was not applied, or not completely.
 #[derive(Debug, thiserror::Error)]
