@@ -23,5 +23,5 @@ pub mod vm;
 
 pub use error::SimError;
 pub use machine::ExitStatus;
-pub use output::{Output, Stream};
+pub use output::{Output, Sink, Stream};
 pub use process::{Outcome, Process, RunOptions, run_exe};

@@ -483,6 +483,11 @@ fn fault_signal(kind: MemType, addr: u64, vm: &VmMap) -> (i32, String) {
         MemType::WRITE_UNMAPPED | MemType::WRITE_PROT => "writing",
         _ => "executing",
     };
+    describe_fault(verb, addr, vm)
+}
+
+/// The signal and description of a bad access, as xnu classifies it.
+fn describe_fault(verb: &str, addr: u64, vm: &VmMap) -> (i32, String) {
     match vm.entry(addr) {
         // xnu: KERN_PROTECTION_FAILURE becomes SIGBUS on arm64 macOS, KERN_INVALID_ADDRESS SIGSEGV.
         Some(e) if !e.prot.is_empty() => {
@@ -531,10 +536,7 @@ fn access_crash(emu: &Emu<'_>, err: &TaskError, verb: &str) -> Crash {
         TaskError::Kern { addr: Some(a), .. } => *a,
         _ => 0,
     };
-    let kind =
-        if emu.get_data().vm.entry(addr).is_some() { MemType::WRITE_PROT } else { MemType::WRITE_UNMAPPED };
-    let (signal, what) = fault_signal(kind, addr, &emu.get_data().vm);
-    let what = what.replacen("writing", verb, 1);
+    let (signal, what) = describe_fault(verb, addr, &emu.get_data().vm);
     Crash { signal, reason: format!("EXC_BAD_ACCESS ({}): {what}", signal_name(signal)) }
 }
 

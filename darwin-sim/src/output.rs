@@ -10,8 +10,8 @@ pub enum Stream {
     Stderr,
 }
 
-/// A callback that sees every write as it happens.
-pub type Sink = Box<dyn Fn(Stream, &[u8]) + Send + Sync>;
+/// A callback that sees every write as it happens (on the emulator thread: keep it quick).
+pub type Sink = std::sync::Arc<dyn Fn(Stream, &[u8]) + Send + Sync>;
 
 #[derive(Debug, Default)]
 struct Buffers {

@@ -23,7 +23,7 @@ use crate::output::{Output, Sink, Stream};
 const SLICE_BLOCKS: u64 = 20_000;
 
 /// How to launch and run a program.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Load at a random 16 KiB-aligned slide (default) or at the link address.
     pub aslr: bool,
@@ -35,11 +35,26 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// `envp`, as `NAME=value` strings.
     pub env: Vec<String>,
+    /// Called with every write to stdout or stderr as it happens (after `echo`, if both are set).
+    pub on_output: Option<Sink>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { aslr: true, trace: false, echo: false, timeout: None, env: Vec::new() }
+        RunOptions { aslr: true, trace: false, echo: false, timeout: None, env: Vec::new(), on_output: None }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("aslr", &self.aslr)
+            .field("trace", &self.trace)
+            .field("echo", &self.echo)
+            .field("timeout", &self.timeout)
+            .field("env", &self.env)
+            .field("on_output", &self.on_output.is_some())
+            .finish()
     }
 }
 
@@ -130,7 +145,14 @@ impl Process {
     pub fn spawn(exe: &Path, args: &[&str], options: &RunOptions) -> Result<Process, SimError> {
         let image = Image::open(exe)?;
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        let sink: Option<Sink> = options.echo.then(|| -> Sink { Box::new(echo) });
+        let sink: Option<Sink> = match (options.echo, options.on_output.clone()) {
+            (false, callback) => callback,
+            (true, None) => Some(Arc::new(echo)),
+            (true, Some(callback)) => Some(Arc::new(move |stream: Stream, bytes: &[u8]| {
+                echo(stream, bytes);
+                callback(stream, bytes);
+            })),
+        };
         let output = Arc::new(Output::new(sink));
         let shared = Arc::new(Shared { status: Mutex::new(None), ended: Condvar::new() });
         let config = LaunchConfig {

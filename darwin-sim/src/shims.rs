@@ -111,8 +111,9 @@ static DATA: &[(&str, u64)] =
     &[("___stack_chk_guard", STACK_CHK_GUARD), ("___stdoutp", STDOUTP), ("___stderrp", STDERRP)];
 /// `struct __sFILE`'s `_file` (the descriptor), a `short` at offset 18 on arm64 Darwin.
 const FILE_FD_OFFSET: u64 = 18;
-/// `sizeof(struct __sFILE)` on arm64 Darwin.
-const FILE_SIZE: usize = 152;
+/// `sizeof(struct __sFILE)` on arm64 Darwin: the two objects (0x100 apart) must not overlap.
+const FILE_SIZE: u64 = 152;
+const _: () = assert!(FILE_FD_OFFSET + 2 <= FILE_SIZE && STDOUT_FILE + FILE_SIZE <= STDERR_FILE);
 
 /// Where the libSystem region of one process is: a text page of trampolines and a data page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +187,6 @@ pub fn install(emu: &mut Emu<'_>) -> Result<(), SimError> {
     for (file, fd) in [(STDOUT_FILE, 1u16), (STDERR_FILE, 2u16)] {
         let at = (file + FILE_FD_OFFSET) as usize;
         data[at..at + 2].copy_from_slice(&fd.to_le_bytes());
-        debug_assert!(FILE_FD_OFFSET as usize + 2 <= FILE_SIZE);
     }
     emu.mem_write(lib.data, &data).map_err(err("uc_mem_write", lib.data))?;
     Ok(())

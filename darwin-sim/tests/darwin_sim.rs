@@ -571,6 +571,35 @@ fn a_dead_process_answers_every_call_with_an_error() {
 }
 
 #[test]
+fn output_streams_to_a_callback_as_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_live("counter.c", dir.path());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Stream, Vec<u8>)>::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    let options = RunOptions {
+        on_output: Some(std::sync::Arc::new(move |stream, bytes: &[u8]| {
+            sink.lock().unwrap().push((stream, bytes.to_vec()))
+        })),
+        ..RunOptions::default()
+    };
+    let process = Process::spawn(&exe, &[], &options).unwrap();
+    process.start().unwrap();
+    assert!(process.output().wait_until(Stream::Stdout, TIMEOUT, |b| b.starts_with(b"1 1\n2 1\n3 1\n")));
+    process.kill();
+    let streamed: Vec<u8> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(s, b)| {
+            assert_eq!(*s, Stream::Stdout);
+            b.clone()
+        })
+        .collect();
+    assert!(streamed.starts_with(b"1 1\n2 1\n3 1\n"), "{}", String::from_utf8_lossy(&streamed));
+    assert!(matches!(process.wait(), ExitStatus::Signaled { signal: 9, .. }));
+}
+
+#[test]
 fn a_program_that_never_ends_is_killed_at_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let exe = build_live("counter.c", dir.path());
