@@ -19,8 +19,9 @@ use crate::loader::Image;
 use crate::machine::{self, Emu, ExitStatus, Launch, LaunchConfig, SIGKILL, Slice, Stop};
 use crate::output::{Output, Sink, Stream};
 
-/// Basic blocks per slice: a few milliseconds of guest time, so requests wait at most that long.
-const SLICE_BLOCKS: u64 = 20_000;
+/// Basic blocks per slice: about a millisecond of guest time in a debug build (some 6 million blocks a second), so a
+/// request to a busy guest waits at most that long. Shorter slices cost nothing measurable.
+const SLICE_BLOCKS: u64 = 5_000;
 
 /// How to launch and run a program.
 #[derive(Clone)]
