@@ -290,6 +290,57 @@ fn an_import_no_shim_provides_fails_to_launch_like_dyld() {
     assert!(message.ends_with("Expected in:     /usr/lib/libSystem.B.dylib"), "{message}");
 }
 
+#[test]
+fn a_library_other_than_libsystem_is_not_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("sdk/usr/lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(sdk::path().join("usr/lib/libSystem.tbd"), lib.join("libSystem.tbd")).unwrap();
+    std::fs::write(
+        lib.join("libfoo.tbd"),
+        "--- !tapi-tbd\ntbd-version: 4\ntargets: [ arm64-macos ]\ninstall-name: '/usr/lib/libfoo.dylib'\n\
+         exports:\n  - targets: [ arm64-macos ]\n    symbols: [ _foo ]\n...\n",
+    )
+    .unwrap();
+    let src = dir.path().join("usefoo.c");
+    std::fs::write(&src, "int foo(void);\nint main(void) { return foo(); }\n").unwrap();
+    let obj = compile(&src, "-O0", dir.path());
+    let exe = dir.path().join("usefoo");
+    let mut cmd = Command::new("ld64.lld-19");
+    cmd.args([
+        "-arch",
+        "arm64",
+        "-platform_version",
+        "macos",
+        "13.0",
+        "13.0",
+        "-lSystem",
+        "-lfoo",
+        "-syslibroot",
+    ]);
+    tool(cmd.arg(dir.path().join("sdk")).arg(&obj).arg("-o").arg(&exe)).unwrap();
+    let err = Process::spawn(&exe, &[], &RunOptions::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("dyld: Library not loaded: /usr/lib/libfoo.dylib\n  Referenced from: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn files_that_are_not_arm64_executables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let obj = compile(&manifest_dir().join("tests/programs/exit.c"), "-O0", dir.path());
+    let err = Process::spawn(&obj, &[], &RunOptions::default()).unwrap_err();
+    assert!(err.to_string().ends_with("file type 1 is not MH_EXECUTE"), "{err}");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    let err = Process::spawn(&text, &[], &RunOptions::default()).unwrap_err();
+    assert!(err.to_string().starts_with(&format!("{}: not a 64-bit Mach-O", text.display())), "{err}");
+    let err = Process::spawn(&dir.path().join("missing"), &[], &RunOptions::default()).unwrap_err();
+    assert!(matches!(err, SimError::Io { .. }), "{err}");
+}
+
 // ---- the Task rules ----
 
 /// A started `live/counter.c` and its executable.
@@ -631,8 +682,10 @@ fn darwin_run_passes_output_and_status_through() {
     let crash = dir.path().join("segv");
     let obj = compile(&manifest_dir().join("tests/programs/segv.c"), "-O0", dir.path());
     link(&[&obj], true, &crash).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_darwin-run")).arg(&crash).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_darwin-run")).arg("--trace").arg(&crash).output().unwrap();
     assert_eq!(out.status.code(), Some(128 + 11));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("EXC_BAD_ACCESS (SIGSEGV): reading 0x0 in __PAGEZERO"), "{stderr}");
+    assert!(stderr.contains("[darwin-sim] call _puts (x0="), "--trace shows libSystem calls: {stderr}");
+    assert!(stderr.contains("[darwin-sim] block 0x"), "--trace shows basic blocks");
 }
