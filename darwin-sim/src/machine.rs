@@ -149,6 +149,8 @@ pub struct Guest {
     /// The address and kind of the last invalid memory access, for the crash report.
     pub fault: Option<(MemType, u64)>,
     pub started: Instant,
+    /// The end of `__PAGEZERO`: mapped in the VM map, but nothing backs it in Unicorn.
+    pub pagezero_end: u64,
 }
 
 /// What a launch produced, for the process handle.
@@ -230,8 +232,9 @@ pub fn map(
 }
 
 /// Mirrors the VM map's protections for `[start, end)` into Unicorn, one page at a time (see the module notes).
+/// `__PAGEZERO` has nothing behind it in Unicorn, so whatever protection it is given, guest accesses still fault.
 pub fn mirror_protections(emu: &mut Emu<'_>, start: u64, end: u64) -> Result<(), TaskError> {
-    let mut page = start;
+    let mut page = start.max(emu.get_data().pagezero_end);
     while page < end {
         let Some(entry) = emu.get_data().vm.entry(page).cloned() else {
             return Err(TaskError::Unmapped { addr: page });
@@ -292,6 +295,7 @@ pub fn launch(
         pid: config.pid,
         fault: None,
         started: Instant::now(),
+        pagezero_end: 0,
     };
     let mut emu: Emu<'static> =
         Unicorn::new_with_data(Arch::ARM64, Mode::ARM, guest).map_err(emu_err("uc_open", 0))?;
@@ -310,6 +314,7 @@ pub fn launch(
                 .vm
                 .map(0, end, VmProt::empty(), VmProt::empty(), &seg.name)
                 .map_err(|message| SimError::Emulator { op: "map", addr: 0, message })?;
+            emu.get_data_mut().pagezero_end = end;
             continue;
         }
         let split = if seg.initprot.contains(VmProt::EXECUTE) {

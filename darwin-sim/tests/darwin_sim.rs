@@ -446,6 +446,10 @@ fn writing_code_without_a_protection_change_fails() {
     assert_eq!(kern(c.process.read(beyond, &mut buf)), KernError::INVALID_ADDRESS);
     assert_eq!(kern(c.process.write_raw(beyond, &buf)), KernError::INVALID_ADDRESS);
     assert_eq!(c.process.read_vec(value, 4).unwrap(), original, "the failed write changed nothing");
+    // The VM rules accept a protection within __PAGEZERO's maximum (none, plus WRITE through COPY); nothing backs
+    // __PAGEZERO in the emulator, so the call must still succeed without touching it.
+    c.process.protect(0, PAGE_SIZE, VmProt::WRITE | VmProt::COPY).unwrap();
+    assert_eq!(kern(c.process.protect(0, PAGE_SIZE, VmProt::READ)), KernError::PROTECTION_FAILURE);
 }
 
 #[test]
