@@ -240,6 +240,7 @@ impl Image {
     fn read_u64(&self, addr: u64) -> Result<u64, String> {
         let s = self.segment_at(addr).ok_or(format!("no segment holds {addr:#x}"))?;
         let at = (addr - s.vmaddr) as usize;
+        // A slot past the file-backed bytes is zero-fill memory: its link-time value is 0.
         Ok(s.data.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))))
     }
 

@@ -421,15 +421,12 @@ fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
         }
         Request::Resume(reply) => {
             let result = if state.suspend_count == 0 {
-                Err(kern("task_resume", 0, KernError::FAILURE))
+                Err(TaskError::Kern { op: "task_resume", addr: None, code: KernError::FAILURE })
             } else {
                 state.suspend_count -= 1;
                 Ok(())
             };
-            let _ = reply.send(result.map_err(|e| match e {
-                TaskError::Kern { op, code, .. } => TaskError::Kern { op, addr: None, code },
-                other => other,
-            }));
+            let _ = reply.send(result);
         }
         Request::Threads(reply) => {
             let _ = reply.send(Ok(vec![machine::thread_state(emu)]));
