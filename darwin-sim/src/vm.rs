@@ -231,8 +231,17 @@ mod tests {
     #[test]
     fn write_and_execute_together_always_fail() {
         let mut vm = map();
-        for req in [VmProt::all() - VmProt::COPY, VmProt::all(), VmProt::WRITE | VmProt::EXECUTE] {
+        let requests = [VmProt::all() - VmProt::COPY, VmProt::all(), VmProt::WRITE | VmProt::EXECUTE];
+        for req in requests {
             assert_eq!(code(vm.protect(TEXT, 4, req).unwrap_err()), KernError::PROTECTION_FAILURE, "{req}");
+        }
+        // After a COPY the maximum is rwx, so only the W^X rule itself can refuse these.
+        vm.protect(TEXT, 4, VmProt::RW | VmProt::COPY).unwrap();
+        vm.protect(TEXT, 4, VmProt::RX).unwrap();
+        assert_eq!(vm.region(TEXT).unwrap().max_prot, VmProt::all() - VmProt::COPY);
+        for req in requests {
+            assert_eq!(code(vm.protect(TEXT, 4, req).unwrap_err()), KernError::PROTECTION_FAILURE, "{req}");
+            assert_eq!(vm.region(TEXT).unwrap().prot, VmProt::RX, "refused {req} changed nothing");
         }
     }
 

@@ -15,6 +15,9 @@ use mach_task::{KernError, PAGE_SIZE, Task, TaskError, VmProt};
 use object::read::macho::MachOFile64;
 use object::{Endianness, Object, ObjectSymbol};
 
+#[path = "darwin_sim/contract.rs"]
+mod contract;
+
 const OPT_LEVELS: &[&str] = &["-O0", "-O1", "-O2", "-O3", "-Os"];
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -472,6 +475,26 @@ fn write_and_execute_together_are_refused() {
     }
     assert_eq!(c.process.region_containing(value_page).unwrap().prot, VmProt::RX);
     assert_eq!(c.process.region_containing(data_page).unwrap().prot, VmProt::RW);
+    // Where the maximum protection allows both (code after a COPY is rw-/rwx; the stack is rw-/rwx), only the
+    // W^X rule refuses them: xnu fails every W+X request on arm64 macOS whatever the maximum.
+    let stopped = c.process.suspend().unwrap();
+    c.process.protect(value_page, PAGE_SIZE, VmProt::RW | VmProt::COPY).unwrap();
+    c.process.protect(value_page, PAGE_SIZE, VmProt::RX).unwrap();
+    let sp_page = c.process.threads().unwrap()[0].sp & !(PAGE_SIZE - 1);
+    for page in [value_page, sp_page] {
+        let before = c.process.region_containing(page).unwrap();
+        assert_eq!(before.max_prot, rwx, "the maximum at {page:#x}");
+        for prot in [rwx, VmProt::WRITE | VmProt::EXECUTE] {
+            assert_eq!(
+                kern(c.process.protect(page, PAGE_SIZE, prot)),
+                KernError::PROTECTION_FAILURE,
+                "{prot} at {page:#x} (max {})",
+                before.max_prot
+            );
+        }
+        assert_eq!(c.process.region_containing(page).unwrap(), before, "a refused request changed {page:#x}");
+    }
+    stopped.resume().unwrap();
 }
 
 #[test]
