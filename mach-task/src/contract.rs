@@ -151,6 +151,23 @@ pub fn write_execute_is_refused<F: Fixture>(fx: &F) {
             after.prot
         );
     }
+    // On r-x/r-x code the requests above also exceed the maximum protection, so they would fail even without
+    // the W^X rule. Copy the page (the maximum becomes rwx, as the code-write recipe leaves it) and ask again:
+    // arm64 macOS refuses every W+X request whatever the maximum (VM_MAP_POLICY_WX_FAIL).
+    task.protect(start, len, VmProt::RW | VmProt::COPY).expect("copying the scratch page for writing");
+    task.protect(start, len, VmProt::RX).expect("restoring r-x on the copied scratch page");
+    let copied = region_of(task, code);
+    assert_eq!(copied.prot, VmProt::RX, "the copied scratch page at {code:#x} must be r-x again");
+    assert!(
+        copied.max_prot.contains(VmProt::READ | VmProt::WRITE | VmProt::EXECUTE),
+        "after a COPY the maximum protection at {code:#x} must be rwx, not {}",
+        copied.max_prot
+    );
+    for prot in [VmProt::READ | VmProt::WRITE | VmProt::EXECUTE, VmProt::WRITE | VmProt::EXECUTE] {
+        let result = task.protect(start, len, prot);
+        assert!(result.is_err(), "protect({start:#x}, {len:#x}, {prot}) succeeded under an rwx maximum");
+        assert_eq!(region_of(task, code).prot, VmProt::RX, "refused protect({prot}) changed {code:#x}");
+    }
     assert_eq!(task.read_vec(code, 16).unwrap(), fx.scratch_code_bytes()[..16], "code at {code:#x} changed");
 }
 
