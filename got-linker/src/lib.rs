@@ -11,6 +11,7 @@ pub mod link;
 pub mod patch;
 pub mod prepare;
 pub mod resolve;
+mod reuse;
 pub mod stub;
 pub mod tbd;
 pub mod verify;

@@ -3,7 +3,10 @@
 //! An update reads as its passes:
 //!
 //! 1. **resolve** global names across objects and the dylib stubs;
-//! 2. **prepare** atoms with identities and address-free signatures ([`crate::prepare`]);
+//! 2. **prepare** atoms with identities and address-free signatures ([`crate::prepare`]). Both reuse the
+//!    previous update's work for objects whose digest is unchanged, when nothing they depend on changed
+//!    (`reuse.rs`); later passes work on the atoms that are new or differ from the linked ones, and on those
+//!    that point at something that moved;
 //! 3. **retire** what is gone, and free retired code that no thread can reach any more;
 //! 4. **place** new and changed atoms: code grows in place when its slot allows and no thread is in it, else
 //!    moves; state (data, bss) keeps its storage unless its size or alignment changed; a changed constant gets
@@ -21,14 +24,16 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use macho_layout::{AtomId, Image, Import, LayoutConfig, LayoutError, Placement, Section, VmAddr};
 
 use crate::arm64::{EncodeError, encode_adrp, encode_branch26, encode_pageoff12};
 use crate::input::InputObject;
 use crate::patch::{MoveReason, Moved, NewImport, Patch, Summary, Write, WriteKind};
-use crate::prepare::{AtomClass, AtomKey, Fix, Fixup, PrepareError, Prepared, Target, prepare};
-use crate::resolve::{Globals, Resolution, ResolveError, resolve};
+use crate::prepare::{AtomClass, AtomKey, Fix, Fixup, PrepareError, Prepared, Target};
+use crate::resolve::{Globals, Resolution, ResolveError};
+use crate::reuse::{PrepareCache, PrepareFailure};
 use crate::stub::{STUB_SIZE, stub_code};
 use crate::tbd::DylibStub;
 
@@ -117,6 +122,10 @@ pub struct Linker {
     /// Old code kept because a thread may return into it, freed when none can.
     retired_code: Vec<(AtomId, Range<u64>)>,
     updates: u64,
+    /// The last update's resolution and prepared objects, reused for objects that did not change. Not saved:
+    /// a restored linker prepares everything once.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    cache: PrepareCache,
 }
 
 /// The symbol map: where every atom, stub and cell is (for the verifier, the layout view and tests).
@@ -157,6 +166,7 @@ impl Linker {
             cell_ids: HashMap::new(),
             retired_code: Vec::new(),
             updates: 0,
+            cache: PrepareCache::default(),
         }
     }
 
@@ -225,14 +235,16 @@ impl Linker {
     }
 
     fn update_in_place(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
-        let globals = {
-            let _span = tracing::info_span!("resolve").entered();
-            resolve(objects, &self.dylibs)?
-        };
-        let desired = {
+        let program = {
             let _span = tracing::info_span!("prepare").entered();
-            prepare(objects, &globals)?
+            self.cache.prepare(objects, &self.dylibs).map_err(|failure| match failure {
+                PrepareFailure::Resolve(e) => LinkError::Resolve(e),
+                PrepareFailure::Prepare(e) => LinkError::Prepare(e),
+            })?
         };
+        tracing::debug!(prepared = program.prepared_objects, "objects prepared again");
+        let globals = &*program.globals;
+        let desired = &program.desired;
         let main = AtomKey::Global("_main".into());
         if !desired.iter().any(|p| p.key == main && p.class == AtomClass::Code) {
             return Err(LinkError::NoMain);
@@ -244,37 +256,52 @@ impl Linker {
         let _span = tracing::info_span!("plan").entered();
         self.free_unreachable_code(live)?;
         self.retire_removed(&index, live, &mut summary)?;
-        for p in &desired {
-            self.place(p, live, &mut plan, &mut summary)?;
+        // The atoms that are new or differ from what is linked; the others need no pass but relocation, and
+        // only if something they point at moves.
+        let mut touched: Vec<usize> = Vec::new();
+        for (i, p) in desired.iter().enumerate() {
+            if self.place(p, live, &mut plan, &mut summary)? {
+                touched.push(i);
+            }
         }
         drop(_span);
-        self.make_indirections(&desired, &globals, &mut plan)?;
+        // A name that resolves differently (say, a function that is now imported) may need a cell even for atoms
+        // that did not change.
+        let all: Vec<usize>;
+        let needing_indirections = if program.resolved_again {
+            all = (0..desired.len()).collect();
+            &all
+        } else {
+            &touched
+        };
+        self.make_indirections(desired, needing_indirections, globals, &mut plan)?;
 
         let _span = tracing::info_span!("relocate").entered();
-        self.relocate_all(&desired, live, &mut plan, &mut summary)?;
+        self.relocate_all(desired, &touched, live, &mut plan, &mut summary)?;
         drop(_span);
 
         let _span = tracing::info_span!("publish").entered();
         let mut writes = plan.writes;
         let mut new_imports = Vec::new();
-        self.publish_cells(&globals, &mut writes, &mut new_imports, &mut summary)?;
+        self.publish_cells(globals, &mut writes, &mut new_imports, &mut summary)?;
         for (addr, symbol) in plan.new_binds {
             new_imports.push(NewImport {
                 symbol: symbol.clone(),
                 cell: addr,
-                dylib: self.dylib_of(&globals, &symbol),
+                dylib: self.dylib_of(globals, &symbol),
             });
         }
         let main_addr = self.atoms[&main].addr;
         self.image.set_entry(VmAddr(main_addr));
         self.image.set_rebases(self.rebases());
-        self.image.set_imports(self.imports(&globals));
+        self.image.set_imports(self.imports(globals));
         let rendered = self.image.render().map_err(layout("the file"))?;
         drop(_span);
 
         // Code and constant data first, then data fixes, then cells: a stable sort keeps each group's order.
         writes.sort_by_key(|w| w.kind);
         self.updates += 1;
+        self.cache = program.cache;
         Ok(Patch {
             writes,
             new_imports,
@@ -336,14 +363,23 @@ impl Linker {
         Ok(())
     }
 
-    /// Gives a new or changed atom its place.
+    /// Gives a new or changed atom its place. Returns whether the atom is new or differs from the linked one.
     fn place(
         &mut self,
         p: &Prepared,
         live: &dyn Liveness,
         plan: &mut Plan,
         summary: &mut Summary,
-    ) -> Result<(), LinkError> {
+    ) -> Result<bool, LinkError> {
+        if let Some(old) = self.atoms.get(&p.key)
+            && old.prepared.sig == p.sig
+            && old.prepared.class == p.class
+            && old.prepared.function == p.function
+            && old.prepared.object == p.object
+        {
+            // Unchanged: it may still be relinked if something it points at moves.
+            return Ok(false);
+        }
         let name = p.key.display_name();
         let section = output_section(p.class);
         let Some(old) = self.atoms.get(&p.key) else {
@@ -353,7 +389,7 @@ impl Linker {
             self.insert(p, id, addr);
             plan.fresh.insert(p.key.clone());
             summary.added.push(name);
-            return Ok(());
+            return Ok(true);
         };
         let (id, old_addr, old_size) = (old.id, old.addr, old.prepared.size);
         if output_section(old.prepared.class) != section {
@@ -373,7 +409,7 @@ impl Linker {
             }
             self.insert(p, id, addr);
             plan.fresh.insert(p.key.clone());
-            return Ok(());
+            return Ok(true);
         }
         let same_shape = old.prepared.size == p.size && old.prepared.align == p.align;
         let same = old.prepared.sig == p.sig;
@@ -412,16 +448,17 @@ impl Linker {
                 plan.fresh.insert(p.key.clone());
             }
             _ => {
-                // Unchanged; it may still be relinked if something it points at moves.
+                // Same bytes and relocations, from elsewhere (say, a function that changed objects): nothing
+                // to place, but it is relinked like a changed atom so its new object is the one on record.
                 self.atoms.get_mut(&p.key).expect("present").prepared = p.clone();
-                return Ok(());
+                return Ok(true);
             }
         }
         let addr = self.image.atom(id).addr.0;
         let linked = self.atoms.get_mut(&p.key).expect("present");
         linked.addr = addr;
         linked.prepared = p.clone();
-        Ok(())
+        Ok(true)
     }
 
     fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {
@@ -440,15 +477,17 @@ impl Linker {
 
     /// Makes sure every function has a stub and a target cell, every import that is called has a stub, and
     /// every GOT-loaded symbol has a GOT cell. New stubs are written at once (they never change).
+    /// Atoms that are not `touched` were linked before, so theirs exist already.
     fn make_indirections(
         &mut self,
-        desired: &[Prepared],
+        desired: &[Arc<Prepared>],
+        touched: &[usize],
         globals: &Globals,
         plan: &mut Plan,
     ) -> Result<(), LinkError> {
         let mut needs_stub: Vec<AtomKey> = Vec::new();
         let mut needs_got: Vec<AtomKey> = Vec::new();
-        for p in desired {
+        for p in touched.iter().map(|&i| &desired[i]) {
             if p.function {
                 needs_stub.push(p.key.clone());
             }
@@ -518,33 +557,23 @@ impl Linker {
     /// Relocates every atom that needs it and records the writes.
     fn relocate_all(
         &mut self,
-        desired: &[Prepared],
+        desired: &[Arc<Prepared>],
+        touched: &[usize],
         live: &dyn Liveness,
         plan: &mut Plan,
         summary: &mut Summary,
     ) -> Result<(), LinkError> {
-        // Who points at whom by address (not through a stub or a cell, whose addresses never change).
-        let mut referrers: HashMap<&AtomKey, Vec<usize>> = HashMap::new();
-        for (i, p) in desired.iter().enumerate() {
-            for fix in &p.fixes {
-                for t in [Some(&fix.target), fix_minus(fix)].into_iter().flatten() {
-                    if let Target::Atom(k, _) = t
-                        && *k != p.key
-                    {
-                        referrers.entry(k).or_default().push(i);
-                    }
-                }
-            }
-        }
+        // Who points at whom by address (not through a stub or a cell, whose addresses never change), found
+        // when something is at a new address for the first time.
+        let mut referrers: Option<HashMap<&AtomKey, Vec<usize>>> = None;
         let mut queue: VecDeque<usize> = VecDeque::new();
         let mut queued: HashSet<usize> = HashSet::new();
-        for (i, p) in desired.iter().enumerate() {
-            if plan.fresh.contains(&p.key) || plan.changed.contains(&p.key) {
-                queue.push_back(i);
-                queued.insert(i);
-            }
+        for &i in touched {
+            queue.push_back(i);
+            queued.insert(i);
         }
         for key in plan.fresh.clone() {
+            let referrers = referrers.get_or_insert_with(|| referrers_of(desired));
             for &r in referrers.get(&key).map(Vec::as_slice).unwrap_or_default() {
                 if queued.insert(r) {
                     queue.push_back(r);
@@ -586,6 +615,7 @@ impl Linker {
                     self.atoms.get_mut(&p.key).expect("present").addr = addr;
                     plan.fresh.insert(p.key.clone());
                     (bytes, pointers, binds) = self.relocate(p, addr)?;
+                    let referrers = referrers.get_or_insert_with(|| referrers_of(desired));
                     for &r in referrers.get(&p.key).map(Vec::as_slice).unwrap_or_default() {
                         if queued.insert(r) {
                             queue.push_back(r);
@@ -907,6 +937,23 @@ struct Plan {
     writes: Vec<Write>,
     /// Pointers in newly written data to bind to imports in the running process.
     new_binds: Vec<(u64, String)>,
+}
+
+/// Which atoms (by index in `desired`) point at each atom by its address.
+fn referrers_of(desired: &[Arc<Prepared>]) -> HashMap<&AtomKey, Vec<usize>> {
+    let mut referrers: HashMap<&AtomKey, Vec<usize>> = HashMap::new();
+    for (i, p) in desired.iter().enumerate() {
+        for fix in &p.fixes {
+            for t in [Some(&fix.target), fix_minus(fix)].into_iter().flatten() {
+                if let Target::Atom(k, _) = t
+                    && *k != p.key
+                {
+                    referrers.entry(k).or_default().push(i);
+                }
+            }
+        }
+    }
+    referrers
 }
 
 fn fix_minus(fix: &Fix) -> Option<&Target> {

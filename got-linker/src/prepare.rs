@@ -7,7 +7,7 @@
 //! linked bytes except addresses — its bytes, size, alignment and every relocation with its target's
 //! identity — so "same signature" means "same bytes once relocated at the same place".
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -163,89 +163,176 @@ enum SymRef {
 /// Prepares the atoms of every object, in object order then atom order. Atoms that lost symbol resolution
 /// (a weak definition overridden elsewhere) are left out, and equal literals appear once.
 pub fn prepare(objects: &[InputObject], globals: &Globals) -> Result<Vec<Prepared>, PrepareError> {
-    let mut seen_paths: HashMap<&Path, ()> = HashMap::new();
+    check_paths(objects)?;
+    let mut out = Vec::new();
+    let mut literals: HashSet<AtomKey> = HashSet::new();
+    for o in 0..objects.len() {
+        for prepared in prepare_object(objects, o, globals)? {
+            if matches!(prepared.key, AtomKey::Literal { .. }) && !literals.insert(prepared.key.clone()) {
+                continue;
+            }
+            out.push(prepared);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that no two objects have the same path, which is part of their atoms' identities.
+pub fn check_paths(objects: &[InputObject]) -> Result<(), PrepareError> {
+    let mut seen_paths: HashSet<&Path> = HashSet::new();
     for object in objects {
-        if seen_paths.insert(&object.path, ()).is_some() {
+        if !seen_paths.insert(&object.path) {
             return Err(PrepareError::SamePath { path: object.path.clone() });
         }
     }
+    Ok(())
+}
+
+/// Prepares the atoms of object `o` alone, in atom order. Atoms that lost symbol resolution are left out;
+/// equal literals are not merged (the caller keeps the first of each across all objects). The result depends
+/// on the object itself and, for every external name the object mentions, on that name's resolution and on
+/// where its definer puts it ([`export_refs`]): nothing else.
+pub fn prepare_object(
+    objects: &[InputObject],
+    o: usize,
+    globals: &Globals,
+) -> Result<Vec<Prepared>, PrepareError> {
+    let object = &objects[o];
     let mut out = Vec::new();
-    let mut literals: HashMap<AtomKey, ()> = HashMap::new();
-    for (o, object) in objects.iter().enumerate() {
-        let keys: Vec<AtomKey> = (0..object.atoms.len() as u32).map(|a| atom_key(object, a)).collect();
-        for (a, atom) in object.atoms.iter().enumerate() {
-            let section = &object.sections[atom.section as usize];
-            let key = keys[a].clone();
-            if let AtomKey::Global(name) = &key {
-                let wins = match globals.id(name).map(|id| globals.resolution(id)) {
-                    Some(Resolution::Defined { object: winner, .. }) => winner as usize == o,
-                    _ => true,
-                };
-                if !wins {
-                    continue;
-                }
-            }
-            if matches!(key, AtomKey::Literal { .. }) && literals.insert(key.clone(), ()).is_some() {
+    let keys: Vec<AtomKey> = (0..object.atoms.len() as u32).map(|a| atom_key(object, a)).collect();
+    for (a, atom) in object.atoms.iter().enumerate() {
+        let section = &object.sections[atom.section as usize];
+        let key = keys[a].clone();
+        if let AtomKey::Global(name) = &key {
+            let wins = match globals.id(name).map(|id| globals.resolution(id)) {
+                Some(Resolution::Defined { object: winner, .. }) => winner as usize == o,
+                _ => true,
+            };
+            if !wins {
                 continue;
             }
-            let fixes = object
-                .atom_relocs(a as u32)
-                .iter()
-                .map(|r| fix_for(objects, o, &keys, r.offset, r.kind, r.target, r.addend, globals))
-                .collect::<Result<Vec<_>, _>>()?;
-            let class = match section.kind {
-                SectionKind::Code => AtomClass::Code,
-                SectionKind::CString | SectionKind::Literal(_) => AtomClass::Literal,
-                SectionKind::ConstData => AtomClass::Const {
-                    pointers: fixes.iter().any(|f| matches!(f.fixup, Fixup::Abs64 | Fixup::Abs32)),
-                },
-                SectionKind::Data => AtomClass::Data,
-                SectionKind::ZeroFill => AtomClass::Bss,
-                SectionKind::Dropped => continue,
-            };
-            let external = atom.symbols.first().is_some_and(|&s| object.symbols[s as usize].external);
-            let function = class == AtomClass::Code && !atom.symbols.is_empty();
-            let bytes = object.atom_bytes(a as u32).to_vec();
+        }
+        let fixes = object
+            .atom_relocs(a as u32)
+            .iter()
+            .map(|r| fix_for(objects, o, &keys, r.offset, r.kind, r.target, r.addend, globals))
+            .collect::<Result<Vec<_>, _>>()?;
+        let class = match section.kind {
+            SectionKind::Code => AtomClass::Code,
+            SectionKind::CString | SectionKind::Literal(_) => AtomClass::Literal,
+            SectionKind::ConstData => AtomClass::Const {
+                pointers: fixes.iter().any(|f| matches!(f.fixup, Fixup::Abs64 | Fixup::Abs32)),
+            },
+            SectionKind::Data => AtomClass::Data,
+            SectionKind::ZeroFill => AtomClass::Bss,
+            SectionKind::Dropped => continue,
+        };
+        let external = atom.symbols.first().is_some_and(|&s| object.symbols[s as usize].external);
+        let function = class == AtomClass::Code && !atom.symbols.is_empty();
+        let bytes = object.atom_bytes(a as u32).to_vec();
+        let mut prepared = Prepared {
+            key,
+            class,
+            external,
+            size: atom.size,
+            align: atom.align.max(if class == AtomClass::Code { 4 } else { 1 }),
+            bytes,
+            fixes,
+            function,
+            sig: 0,
+            object: object.path.clone(),
+        };
+        prepared.sig = signature(&prepared);
+        out.push(prepared);
+    }
+    // Tentative definitions this object won become zero-fill atoms.
+    for symbol in &object.symbols {
+        if let SymbolDef::Common { .. } = symbol.def
+            && let Some(Resolution::Common { object: winner, size, align }) =
+                globals.id(&symbol.name).map(|id| globals.resolution(id))
+            && winner as usize == o
+        {
             let mut prepared = Prepared {
-                key,
-                class,
-                external,
-                size: atom.size,
-                align: atom.align.max(if class == AtomClass::Code { 4 } else { 1 }),
-                bytes,
-                fixes,
-                function,
+                key: AtomKey::Global(symbol.name.clone()),
+                class: AtomClass::Bss,
+                external: true,
+                size,
+                align: align.max(1),
+                bytes: Vec::new(),
+                fixes: Vec::new(),
+                function: false,
                 sig: 0,
                 object: object.path.clone(),
             };
             prepared.sig = signature(&prepared);
             out.push(prepared);
         }
-        // Tentative definitions this object won become zero-fill atoms.
-        for symbol in &object.symbols {
-            if let SymbolDef::Common { .. } = symbol.def
-                && let Some(Resolution::Common { object: winner, size, align }) =
-                    globals.id(&symbol.name).map(|id| globals.resolution(id))
-                && winner as usize == o
-            {
-                let mut prepared = Prepared {
-                    key: AtomKey::Global(symbol.name.clone()),
-                    class: AtomClass::Bss,
-                    external: true,
-                    size,
-                    align: align.max(1),
-                    bytes: Vec::new(),
-                    fixes: Vec::new(),
-                    function: false,
-                    sig: 0,
-                    object: object.path.clone(),
-                };
-                prepared.sig = signature(&prepared);
-                out.push(prepared);
-            }
-        }
     }
     Ok(out)
+}
+
+/// What an object's external symbol takes part in resolution as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceDef {
+    Defined { weak: bool },
+    Common { size: u64, align: u64 },
+    Undefined,
+}
+
+/// Everything of `object` that global resolution reads: its external symbols, by index, with how each is
+/// defined. Two objects with equal interfaces in the same place of the object list resolve every name alike.
+pub fn interface(object: &InputObject) -> Vec<(u32, String, InterfaceDef)> {
+    object
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, symbol)| symbol.external && !symbol.name.is_empty())
+        .map(|(s, symbol)| {
+            let def = match symbol.def {
+                SymbolDef::Defined { .. } | SymbolDef::Absolute(_) => {
+                    InterfaceDef::Defined { weak: symbol.weak_def }
+                }
+                SymbolDef::Common { size, align } => InterfaceDef::Common { size, align },
+                SymbolDef::Undefined => InterfaceDef::Undefined,
+            };
+            (s as u32, symbol.name.clone(), def)
+        })
+        .collect()
+}
+
+/// Where a defined external symbol of an object is, as another object's relocation to it sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportRef {
+    /// A function entry, or a place inside an atom: the atom's identity, the offset, and whether it is a
+    /// function entry.
+    InAtom { key: AtomKey, offset: u64, function: bool },
+    /// An absolute symbol.
+    Absolute,
+}
+
+/// What each defined external symbol of `object` looks like to the objects that refer to it, by name: the
+/// part of the object that other objects' prepared atoms depend on.
+pub fn export_refs(object: &InputObject) -> Vec<(String, ExportRef)> {
+    object
+        .symbols
+        .iter()
+        .enumerate()
+        .filter(|(_, symbol)| {
+            symbol.external
+                && !symbol.name.is_empty()
+                && matches!(symbol.def, SymbolDef::Defined { .. } | SymbolDef::Absolute(_))
+        })
+        .map(|(s, symbol)| {
+            let place = match object.symbol_atom(s as u32) {
+                Some((atom, offset)) => {
+                    let (key, function) = atom_place(object, None, atom, offset);
+                    ExportRef::InAtom { key, offset, function }
+                }
+                None => ExportRef::Absolute,
+            };
+            (symbol.name.clone(), place)
+        })
+        .collect()
 }
 
 fn signature(p: &Prepared) -> u64 {
@@ -384,19 +471,6 @@ fn sym_ref(
     globals: &Globals,
 ) -> SymRef {
     let object = &objects[o];
-    let in_atom = |object: &InputObject, keys: Option<&[AtomKey]>, atom: u32, offset: u64| {
-        let key = match keys {
-            Some(keys) => keys[atom as usize].clone(),
-            None => atom_key(object, atom),
-        };
-        let a = &object.atoms[atom as usize];
-        let code = object.sections[a.section as usize].kind == SectionKind::Code;
-        if code && offset == 0 && !a.symbols.is_empty() {
-            SymRef::Func(key)
-        } else {
-            SymRef::Place(key, offset)
-        }
-    };
     match target {
         RelocTarget::Atom { atom, offset } => in_atom(object, Some(keys), atom, offset),
         RelocTarget::Symbol(s) => {
@@ -423,4 +497,25 @@ fn sym_ref(
             }
         }
     }
+}
+
+/// What a place in atom `atom` of `object` is to a relocation: a function entry or a place inside an atom.
+/// `keys` are the object's atom identities when the caller has them.
+fn in_atom(object: &InputObject, keys: Option<&[AtomKey]>, atom: u32, offset: u64) -> SymRef {
+    match atom_place(object, keys, atom, offset) {
+        (key, true) => SymRef::Func(key),
+        (key, false) => SymRef::Place(key, offset),
+    }
+}
+
+/// The identity of atom `atom` of `object`, and whether `offset` in it is a function entry (the start of a
+/// code atom that has a symbol).
+fn atom_place(object: &InputObject, keys: Option<&[AtomKey]>, atom: u32, offset: u64) -> (AtomKey, bool) {
+    let key = match keys {
+        Some(keys) => keys[atom as usize].clone(),
+        None => atom_key(object, atom),
+    };
+    let a = &object.atoms[atom as usize];
+    let code = object.sections[a.section as usize].kind == SectionKind::Code;
+    (key, code && offset == 0 && !a.symbols.is_empty())
 }
