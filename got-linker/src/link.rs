@@ -17,11 +17,13 @@
 //! 7. **publish**: cells get their values; the image records rebases, binds and the entry point and renders;
 //!    the writes are gathered in the contract's order.
 //!
-//! The linker works on a copy of its state and commits only when every pass succeeded, so a failed update
-//! (undefined symbol, branch out of range, reserve exhausted) leaves the linker, and therefore the file and the
-//! process, exactly as they were.
+//! A failed update (undefined symbol, branch out of range, reserve exhausted) leaves the linker, and therefore
+//! the file and the process, exactly as they were: the linker journals the previous value of every entry an
+//! update changes and puts them back on failure, and keeps a copy of the image (which has no journal of its
+//! own) to put back.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::Hash;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,6 +128,40 @@ pub struct Linker {
     /// a restored linker prepares everything once.
     #[cfg_attr(feature = "serde", serde(skip))]
     cache: PrepareCache,
+    /// What the update under way changed, to undo it if it fails. Empty between updates.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    journal: Journal,
+}
+
+/// The previous value of every map entry the update under way changed (`None`: there was none).
+#[derive(Debug, Clone, Default)]
+struct Journal {
+    atoms: HashMap<AtomKey, Option<Linked>>,
+    indirect: HashMap<AtomKey, Option<Indirect>>,
+    gots: HashMap<AtomKey, Option<u64>>,
+    cells: HashMap<u64, Option<(String, CellValue)>>,
+    cell_ids: HashMap<u64, Option<AtomId>>,
+}
+
+/// Records `key`'s value in `map` unless the journal has it already (the first value is the one to restore).
+fn remember<K: Hash + Eq + Clone, V: Clone>(
+    journal: &mut HashMap<K, Option<V>>,
+    map: &HashMap<K, V>,
+    key: &K,
+) {
+    if !journal.contains_key(key) {
+        journal.insert(key.clone(), map.get(key).cloned());
+    }
+}
+
+/// Puts back the values the journal recorded.
+fn restore<K: Hash + Eq, V>(map: &mut HashMap<K, V>, journal: HashMap<K, Option<V>>) {
+    for (key, value) in journal {
+        match value {
+            Some(value) => map.insert(key, value),
+            None => map.remove(&key),
+        };
+    }
 }
 
 /// The symbol map: where every atom, stub and cell is (for the verifier, the layout view and tests).
@@ -167,6 +203,7 @@ impl Linker {
             retired_code: Vec::new(),
             updates: 0,
             cache: PrepareCache::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -195,10 +232,28 @@ impl Linker {
     /// code a running process may be in. On error nothing changed.
     pub fn update(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
         let _span = tracing::info_span!("link.update", objects = objects.len()).entered();
-        let mut next = self.clone();
-        let patch = next.update_in_place(objects, live)?;
-        *self = next;
-        Ok(patch)
+        let image = self.image.clone();
+        let retired_code = self.retired_code.clone();
+        self.journal = Journal::default();
+        let result = self.update_in_place(objects, live);
+        let journal = std::mem::take(&mut self.journal);
+        if result.is_err() {
+            // `updates` and the cache change only once nothing can fail any more.
+            self.image = image;
+            self.retired_code = retired_code;
+            restore(&mut self.atoms, journal.atoms);
+            restore(&mut self.indirect, journal.indirect);
+            restore(&mut self.gots, journal.gots);
+            restore(&mut self.cells, journal.cells);
+            restore(&mut self.cell_ids, journal.cell_ids);
+        }
+        result
+    }
+
+    /// The linked atom with this key, its previous value journaled.
+    fn atom_mut(&mut self, key: &AtomKey) -> &mut Linked {
+        remember(&mut self.journal.atoms, &self.atoms, key);
+        self.atoms.get_mut(key).expect("a linked atom")
     }
 
     /// Where everything is.
@@ -348,6 +403,7 @@ impl Linker {
             self.atoms.keys().filter(|k| !index.contains_key(k)).cloned().collect();
         removed.sort();
         for key in removed {
+            remember(&mut self.journal.atoms, &self.atoms, &key);
             let linked = self.atoms.remove(&key).expect("key came from the map");
             summary.removed.push(key.display_name());
             let range = linked.addr..linked.addr + linked.prepared.size;
@@ -450,18 +506,19 @@ impl Linker {
             _ => {
                 // Same bytes and relocations, from elsewhere (say, a function that changed objects): nothing
                 // to place, but it is relinked like a changed atom so its new object is the one on record.
-                self.atoms.get_mut(&p.key).expect("present").prepared = p.clone();
+                self.atom_mut(&p.key).prepared = p.clone();
                 return Ok(true);
             }
         }
         let addr = self.image.atom(id).addr.0;
-        let linked = self.atoms.get_mut(&p.key).expect("present");
+        let linked = self.atom_mut(&p.key);
         linked.addr = addr;
         linked.prepared = p.clone();
         Ok(true)
     }
 
     fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {
+        remember(&mut self.journal.atoms, &self.atoms, &p.key);
         self.atoms.insert(
             p.key.clone(),
             Linked {
@@ -521,6 +578,7 @@ impl Linker {
                 pointers: Vec::new(),
                 what: name,
             });
+            remember(&mut self.journal.indirect, &self.indirect, &key);
             self.indirect.get_mut(&key).expect("cell_for made it").stub = Some(stub);
         }
         for key in needs_got {
@@ -534,6 +592,8 @@ impl Linker {
                 let name = format!("{}$got", key.display_name());
                 let id = self.image.add_atom(&name, Section::Cells, 8, 8, false).map_err(layout(&name))?;
                 let cell = self.image.atom(id).addr.0;
+                remember(&mut self.journal.cell_ids, &self.cell_ids, &cell);
+                remember(&mut self.journal.gots, &self.gots, &key);
                 self.cell_ids.insert(cell, id);
                 self.gots.insert(key, cell);
             }
@@ -549,6 +609,8 @@ impl Linker {
         let name = format!("{}$cell", key.display_name());
         let id = self.image.add_atom(&name, Section::Cells, 8, 8, false).map_err(layout(&name))?;
         let cell = self.image.atom(id).addr.0;
+        remember(&mut self.journal.cell_ids, &self.cell_ids, &cell);
+        remember(&mut self.journal.indirect, &self.indirect, key);
         self.cell_ids.insert(cell, id);
         self.indirect.insert(key.clone(), Indirect { stub: None, cell });
         Ok(cell)
@@ -612,7 +674,7 @@ impl Linker {
                         });
                     }
                     addr = self.image.atom(id).addr.0;
-                    self.atoms.get_mut(&p.key).expect("present").addr = addr;
+                    self.atom_mut(&p.key).addr = addr;
                     plan.fresh.insert(p.key.clone());
                     (bytes, pointers, binds) = self.relocate(p, addr)?;
                     let referrers = referrers.get_or_insert_with(|| referrers_of(desired));
@@ -670,7 +732,7 @@ impl Linker {
                 }
                 AtomClass::Bss => {}
             }
-            let linked = self.atoms.get_mut(&p.key).expect("present");
+            let linked = self.atom_mut(&p.key);
             linked.bytes = bytes;
             linked.pointers = pointers;
             linked.binds = binds;
@@ -834,6 +896,7 @@ impl Linker {
                 }
             }
             summary.cells.push(name.clone());
+            remember(&mut self.journal.cells, &self.cells, &cell);
             self.cells.insert(cell, (name, value));
         }
         Ok(())
@@ -1003,7 +1066,94 @@ fn differing(a: &[u8], b: &[u8]) -> Range<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::differing;
+    use std::path::Path;
+    use std::process::Command;
+
+    use macho_layout::LayoutConfig;
+
+    use super::{Linker, NothingLive, differing};
+    use crate::input::{InputObject, parse_object};
+    use crate::tbd::parse_tbd;
+
+    fn sdk() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../sim-sdk")
+    }
+
+    /// Compiles each `(name, source)` with clang-19 against the sim SDK and parses the objects.
+    fn objects(dir: &Path, units: &[(&str, &str)]) -> Vec<InputObject> {
+        units
+            .iter()
+            .map(|(name, source)| {
+                let c = dir.join(format!("{name}.c"));
+                let o = dir.join(format!("{name}.o"));
+                std::fs::write(&c, source).unwrap();
+                let out = Command::new("clang-19")
+                    .args(["--target=arm64-apple-macos13", "-isysroot"])
+                    .arg(sdk())
+                    .args(["-O1", "-fno-asynchronous-unwind-tables", "-c"])
+                    .arg(&c)
+                    .arg("-o")
+                    .arg(&o)
+                    .output()
+                    .expect("clang-19 must be installed (cargo xtask setup)");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                parse_object(&o, &std::fs::read(&o).unwrap()).unwrap()
+            })
+            .collect()
+    }
+
+    fn linker() -> Linker {
+        let tbd = sdk().join("usr/lib/libSystem.tbd");
+        let libsystem = parse_tbd(&tbd, &std::fs::read_to_string(&tbd).unwrap()).unwrap();
+        // A text reserve larger than a branch reaches: a call from a function to a stub is out of range, and
+        // that is found only after the new atoms have been placed.
+        let config = LayoutConfig { text: 200 << 20, ..LayoutConfig::default() };
+        Linker::new("prog", None, config, vec![libsystem])
+    }
+
+    /// A failure after placement and indirection leaves nothing behind: the next update of the failed linker
+    /// and of one that never saw the failure produce the same patch, file, symbols and signatures.
+    #[test]
+    fn a_failed_update_is_undone_entirely() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = objects(
+            dir.path(),
+            &[("main", "int g = 3;\nint main(void) { return g; }\n"), ("lib", "int k = 4;\n")],
+        );
+        let failing = objects(
+            dir.path(),
+            &[
+                ("main", "int f(void);\nint g = 3;\nint main(void) { return g + f(); }\n"),
+                ("lib", "int k = 5;\nint f(void) { return k; }\n"),
+            ],
+        );
+        let next = objects(
+            dir.path(),
+            &[("main", "int g = 3;\nint main(void) { return g + 1; }\n"), ("lib", "int k = 6;\n")],
+        );
+        let mut failed = linker();
+        let mut clean = linker();
+        failed.update(&first, &NothingLive).unwrap();
+        clean.update(&first, &NothingLive).unwrap();
+        let err = failed.update(&failing, &NothingLive).unwrap_err().to_string();
+        assert!(err.contains("out of range"), "{err}");
+        assert_eq!(failed.file(), clean.file());
+        assert_eq!(failed.symbol_map(), clean.symbol_map());
+        assert_eq!(failed.updates(), clean.updates());
+
+        let mut after_failure = failed.update(&next, &NothingLive).unwrap();
+        let mut expected = clean.update(&next, &NothingLive).unwrap();
+        assert_eq!(after_failure.summary, expected.summary);
+        for patch in [&mut after_failure, &mut expected] {
+            patch.writes.sort_by(|a, b| (a.kind, a.addr).cmp(&(b.kind, b.addr)));
+        }
+        assert_eq!(after_failure.writes, expected.writes);
+        assert_eq!(after_failure.file_dirty, expected.file_dirty);
+        assert_eq!(failed.file(), clean.file());
+        assert_eq!(failed.symbol_map(), clean.symbol_map());
+        assert_eq!(failed.signatures(), clean.signatures());
+        failed.verify().unwrap();
+    }
 
     #[test]
     fn differing_finds_the_changed_words() {
