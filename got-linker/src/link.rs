@@ -1145,7 +1145,7 @@ mod tests {
         let mut expected = clean.update(&next, &NothingLive).unwrap();
         assert_eq!(after_failure.summary, expected.summary);
         for patch in [&mut after_failure, &mut expected] {
-            patch.writes.sort_by(|a, b| (a.kind, a.addr).cmp(&(b.kind, b.addr)));
+            patch.writes.sort_by_key(|w| (w.kind, w.addr));
         }
         assert_eq!(after_failure.writes, expected.writes);
         assert_eq!(after_failure.file_dirty, expected.file_dirty);
@@ -1161,5 +1161,31 @@ mod tests {
         assert_eq!(differing(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 9, 7, 8]), 4..8);
         assert_eq!(differing(&[1, 2, 3, 4], &[1, 2, 3, 4, 5, 6, 7, 8]), 4..8);
         assert_eq!(differing(&[9, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]), 0..4);
+    }
+}
+
+/// What `reset NAME` needs.
+impl Linker {
+    /// The write that re-applies a global's initializer in a running process: its current initializer bytes
+    /// (zeros for zero-fill) at its address, with its pointers marked for sliding. `None` if `name` is not a
+    /// global variable of the program. Pointers bound to imports are left as they are in the process: the write
+    /// covers the bytes between them.
+    pub fn initializer(&self, name: &str) -> Option<Write> {
+        let linked = self.atoms.get(&AtomKey::Global(name.to_string()))?;
+        let bytes = match linked.prepared.class {
+            AtomClass::Data => linked.bytes.clone(),
+            AtomClass::Bss => vec![0; linked.prepared.size as usize],
+            _ => return None,
+        };
+        if !linked.binds.is_empty() {
+            return None;
+        }
+        Some(Write {
+            kind: WriteKind::Data,
+            addr: linked.addr,
+            bytes,
+            pointers: linked.pointers.clone(),
+            what: format!("{name} (reset)"),
+        })
     }
 }
