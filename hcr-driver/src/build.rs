@@ -119,67 +119,196 @@ pub fn state_dir(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+#[derive(Debug)]
+/// A program being built: its options, what each translation unit read, and the linker with the image as it
+/// is on disk. `hcr build` uses one for a single build; `hcr run` keeps one for the whole session.
+pub struct Project {
+    pub options: BuildOptions,
+    graph: BuildGraph,
+    linker: Linker,
+    /// Whether `linker` continued from saved state (else it started from the empty image).
+    pub restored: bool,
+    state: PathBuf,
+}
+
+#[derive(Debug)]
+/// What compiling and linking produced, before anything is written.
+pub struct Linked {
+    /// Translation units compiled (the rest were up to date).
+    pub compiled: Vec<PathBuf>,
+    pub patch: Patch,
+    /// The linker after the update; [`Project::commit`] makes it current.
+    pub linker: Linker,
+    /// Time spent compiling, parsing objects, and linking.
+    pub compile_time: std::time::Duration,
+    pub parse_time: std::time::Duration,
+    pub link_time: std::time::Duration,
+}
+
+/// The program's objects, compiled and parsed.
+#[derive(Debug)]
+pub struct Objects {
+    /// Translation units compiled this time.
+    pub compiled: Vec<PathBuf>,
+    pub objects: Vec<InputObject>,
+    pub compile_time: std::time::Duration,
+    pub parse_time: std::time::Duration,
+}
+
+/// Why a build step failed, sorted the way the control protocol reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Compile(#[from] crate::compile::CompileError),
+    #[error(transparent)]
+    Link(#[from] got_linker::LinkError),
+    #[error(transparent)]
+    Input(#[from] got_linker::InputError),
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl Project {
+    /// Opens the program's state beside `options.out`, or starts afresh.
+    pub fn open(options: BuildOptions) -> anyhow::Result<Project> {
+        let state = state_dir(&options.out);
+        let objects_dir = state.join("objects");
+        std::fs::create_dir_all(&objects_dir)
+            .with_context(|| format!("creating {}", objects_dir.display()))?;
+        let graph = BuildGraph::load(&state.join("graph.json"));
+        let (linker, restored) = match load_linker(&state.join("link.state"), &options.out) {
+            Some(linker) => (linker, true),
+            None => {
+                let ident =
+                    options.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                (
+                    Linker::new(&ident, Some(GET_TASK_ALLOW), LayoutConfig::default(), options.sdk.dylibs()?),
+                    false,
+                )
+            }
+        };
+        Ok(Project { options, graph, linker, restored, state })
+    }
+
+    /// The linker as of the last committed update.
+    pub fn linker(&self) -> &Linker {
+        &self.linker
+    }
+
+    fn sources(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let (sources, objects): (Vec<PathBuf>, Vec<PathBuf>) =
+            self.options.inputs.iter().cloned().partition(|p| p.extension().is_some_and(|e| e == "c"));
+        (sources.iter().map(|s| std::path::absolute(s).unwrap_or(s.clone())).collect(), objects)
+    }
+
+    fn flags(&self) -> Vec<String> {
+        self.options.flags.iter().map(|f| f.to_string_lossy().into_owned()).collect()
+    }
+
+    /// Every file the program's translation units read (what `--watch` watches).
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = self.graph.watched_files();
+        files.extend(self.sources().0);
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Compiles what changed and parses every object. The build graph learns what was compiled; nothing else
+    /// changes.
+    pub fn compile(&mut self) -> Result<Objects, BuildError> {
+        let _span = tracing::info_span!("compile").entered();
+        let objects_dir = self.state.join("objects");
+        let (sources, given_objects) = self.sources();
+        let flags = self.flags();
+        let toolchain = self.options.sdk.toolchain(self.options.cc.as_deref());
+        let started = std::time::Instant::now();
+        let mut graph = self.graph.clone();
+        graph.retain_sources(&sources);
+        let stale = graph.stale(&sources, &flags);
+        let mut compile_flags = self.options.flags.clone();
+        compile_flags.push("-fno-asynchronous-unwind-tables".into());
+        for source in &stale {
+            let compiled = compile(&toolchain, &compile_flags, source, &objects_dir)?;
+            graph.record(&compiled, &flags);
+        }
+        let compile_time = started.elapsed();
+        let started = std::time::Instant::now();
+        let mut object_paths: Vec<PathBuf> =
+            sources.iter().map(|s| crate::compile::object_path(&objects_dir, s)).collect();
+        object_paths.extend(given_objects);
+        let objects = object_paths
+            .iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+                Ok(parse_object(p, &bytes)?)
+            })
+            .collect::<Result<Vec<InputObject>, BuildError>>()?;
+        self.graph = graph;
+        Ok(Objects { compiled: stale, objects, compile_time, parse_time: started.elapsed() })
+    }
+
+    /// Links `objects` against the current image without changing the project: [`Project::commit`] makes the
+    /// result current once the caller has applied it where it must go.
+    pub fn link(&self, objects: Objects, live: &dyn got_linker::Liveness) -> Result<Linked, BuildError> {
+        let mut linker = self.linker.clone();
+        let started = std::time::Instant::now();
+        let patch = linker.update(&objects.objects, live)?;
+        Ok(Linked {
+            compiled: objects.compiled,
+            patch,
+            linker,
+            compile_time: objects.compile_time,
+            parse_time: objects.parse_time,
+            link_time: started.elapsed(),
+        })
+    }
+
+    /// [`Project::compile`], then [`Project::link`].
+    pub fn compile_and_link(&mut self, live: &dyn got_linker::Liveness) -> Result<Linked, BuildError> {
+        let objects = self.compile()?;
+        self.link(objects, live)
+    }
+
+    /// Writes the new executable through a new inode (only the changed ranges when the file on disk is the one
+    /// the previous update wrote).
+    pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
+        let patch = &linked.patch;
+        let out = &self.options.out;
+        if self.linker.updates() > 0 && out.exists() {
+            let writes: Vec<exe_file::FileWrite<'_>> = patch
+                .file_dirty
+                .iter()
+                .map(|r| exe_file::FileWrite {
+                    offset: r.start,
+                    bytes: &patch.file[r.start as usize..r.end as usize],
+                })
+                .collect();
+            exe_file::patch(out, patch.file.len() as u64, &writes)
+        } else {
+            exe_file::replace(out, &patch.file)
+        }
+        .with_context(|| format!("writing {}", out.display()))
+    }
+
+    /// Makes the update current and saves the state beside the executable.
+    pub fn commit(&mut self, linked: Linked) -> anyhow::Result<()> {
+        self.linker = linked.linker;
+        save_linker(&self.state.join("link.state"), &self.linker, &linked.patch.file)?;
+        let graph_path = self.state.join("graph.json");
+        self.graph.save(&graph_path).with_context(|| format!("writing {}", graph_path.display()))
+    }
+}
+
 /// Builds `options.out` from its inputs, incrementally when the state beside it allows.
 pub fn build(options: &BuildOptions) -> anyhow::Result<Built> {
-    let state = state_dir(&options.out);
-    let objects_dir = state.join("objects");
-    std::fs::create_dir_all(&objects_dir).with_context(|| format!("creating {}", objects_dir.display()))?;
-    let graph_path = state.join("graph.json");
-    let link_path = state.join("link.state");
-
-    let (sources, given_objects): (Vec<PathBuf>, Vec<PathBuf>) =
-        options.inputs.iter().cloned().partition(|p| p.extension().is_some_and(|e| e == "c"));
-    let sources: Vec<PathBuf> = sources.iter().map(|s| std::path::absolute(s).unwrap_or(s.clone())).collect();
-    let flags: Vec<String> = options.flags.iter().map(|f| f.to_string_lossy().into_owned()).collect();
-    let toolchain = options.sdk.toolchain(options.cc.as_deref());
-
-    let mut graph = BuildGraph::load(&graph_path);
-    graph.retain_sources(&sources);
-    let stale = graph.stale(&sources, &flags);
-    let mut compile_flags = options.flags.clone();
-    compile_flags.push("-fno-asynchronous-unwind-tables".into());
-    for source in &stale {
-        let compiled = compile(&toolchain, &compile_flags, source, &objects_dir)?;
-        graph.record(&compiled, &flags);
-    }
-
-    let mut object_paths: Vec<PathBuf> =
-        sources.iter().map(|s| crate::compile::object_path(&objects_dir, s)).collect();
-    object_paths.extend(given_objects);
-    let objects = object_paths
-        .iter()
-        .map(|p| {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(parse_object(p, &bytes)?)
-        })
-        .collect::<anyhow::Result<Vec<InputObject>>>()?;
-
-    let (mut linker, incremental) = match load_linker(&link_path, &options.out) {
-        Some(linker) => (linker, true),
-        None => {
-            let ident = options.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            (Linker::new(&ident, Some(GET_TASK_ALLOW), LayoutConfig::default(), options.sdk.dylibs()?), false)
-        }
-    };
-    let patch = linker.update(&objects, &NothingLive)?;
-
-    if incremental {
-        let writes: Vec<exe_file::FileWrite<'_>> = patch
-            .file_dirty
-            .iter()
-            .map(|r| exe_file::FileWrite {
-                offset: r.start,
-                bytes: &patch.file[r.start as usize..r.end as usize],
-            })
-            .collect();
-        exe_file::patch(&options.out, patch.file.len() as u64, &writes)
-    } else {
-        exe_file::replace(&options.out, &patch.file)
-    }
-    .with_context(|| format!("writing {}", options.out.display()))?;
-    save_linker(&link_path, &linker, &patch.file)?;
-    graph.save(&graph_path).with_context(|| format!("writing {}", graph_path.display()))?;
-    Ok(Built { compiled: stale, incremental, patch })
+    let mut project = Project::open(options.clone())?;
+    let incremental = project.restored;
+    let linked = project.compile_and_link(&NothingLive).map_err(anyhow::Error::from)?;
+    project.write_file(&linked)?;
+    let (compiled, patch) = (linked.compiled.clone(), linked.patch.clone());
+    project.commit(linked)?;
+    Ok(Built { compiled, incremental, patch })
 }
 
 /// The entitlements hcr signs executables with, so that a debugger-entitled `hcr` may take their task port.

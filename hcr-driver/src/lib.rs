@@ -17,4 +17,6 @@ pub mod liveness;
 pub mod protocol;
 pub mod repl;
 pub mod report;
+pub mod serve;
+pub mod session;
 pub mod watch;

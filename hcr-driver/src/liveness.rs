@@ -62,6 +62,13 @@ impl LiveCode {
     }
 }
 
+/// The linker asks the scan: code in a range with a live address is never overwritten.
+impl got_linker::Liveness for LiveCode {
+    fn is_live(&self, range: Range<u64>) -> bool {
+        self.any_in(range)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use mach_task::{ThreadState, VmProt};

@@ -18,6 +18,37 @@ struct Cli {
 enum Command {
     /// Compile and link, incrementally when the state beside OUT exists.
     Build(BuildArgs),
+    /// Build, launch, and keep the running program up to date (REPL, --watch, --listen).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The executable to write.
+    #[arg(short, long, default_value = "a.out")]
+    output: PathBuf,
+    #[command(flatten)]
+    compiler: CompilerArgs,
+    /// Where the program runs: `mach` (macOS) or `sim` (darwin-sim, Linux builds with the `sim` feature).
+    #[arg(long, default_value = if cfg!(target_os = "macos") { "mach" } else { "sim" })]
+    backend: String,
+    /// Launch without ASLR (at the link address).
+    #[arg(long)]
+    no_aslr: bool,
+    /// Hot-update when a source or header changes.
+    #[arg(long)]
+    watch: bool,
+    /// Serve the control protocol (docs/protocol.md) on `unix:PATH`.
+    #[arg(long, value_name = "unix:PATH")]
+    listen: Option<String>,
+    /// Print the full report after each update.
+    #[arg(short, long)]
+    verbose: bool,
+    /// C sources and arm64 objects, then `--` and the program's arguments.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    #[arg(last = true)]
+    args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -83,6 +114,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run_session(args),
         Command::Build(args) => {
             let options = BuildOptions {
                 out: args.output.clone(),
@@ -111,4 +143,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_session(args: RunArgs) -> anyhow::Result<()> {
+    match args.backend.as_str() {
+        #[cfg(feature = "sim")]
+        "sim" => serve_with(args, hcr_driver::session::sim::SimLauncher),
+        #[cfg(not(feature = "sim"))]
+        "sim" => {
+            anyhow::bail!("this hcr was built without the simulator (build hcr-driver with --features sim)")
+        }
+        "mach" => anyhow::bail!("the mach backend is not wired into `hcr run` yet; use --backend sim"),
+        other => anyhow::bail!("unknown backend {other}: use mach or sim"),
+    }
+}
+
+/// Builds, launches with `launcher`, and serves commands until `exit`.
+#[cfg_attr(
+    not(feature = "sim"),
+    expect(dead_code, reason = "no backend is compiled in without the sim feature")
+)]
+fn serve_with<L: hcr_driver::session::Launcher>(args: RunArgs, launcher: L) -> anyhow::Result<()> {
+    let options = BuildOptions {
+        out: args.output.clone(),
+        inputs: args.inputs.clone(),
+        flags: args.compiler.flags(),
+        sdk: Sdk::locate(args.compiler.sdk.as_deref())?,
+        cc: args.compiler.cc.clone(),
+    };
+    let listen = match &args.listen {
+        None => None,
+        Some(spec) => Some(PathBuf::from(
+            spec.strip_prefix("unix:")
+                .ok_or_else(|| anyhow::anyhow!("--listen takes unix:PATH, not {spec}"))?,
+        )),
+    };
+    let serve_options = hcr_driver::serve::ServeOptions { listen, watch: args.watch, verbose: args.verbose };
+    let project = hcr_driver::build::Project::open(options)?;
+    let mut session = hcr_driver::session::Session::new(project, launcher, args.args.clone(), !args.no_aslr);
+    let report = session.update()?;
+    eprintln!("hcr: built {}: {}", args.output.display(), report.one_line());
+    session.run()?;
+    hcr_driver::serve::serve(&mut session, &serve_options)
 }
