@@ -304,31 +304,37 @@ impl Linker {
         if !desired.iter().any(|p| p.key == main && p.class == AtomClass::Code) {
             return Err(LinkError::NoMain);
         }
-        let index: HashMap<&AtomKey, usize> = desired.iter().enumerate().map(|(i, p)| (&p.key, i)).collect();
+        let mut removed: Vec<AtomKey> = match &program.stale {
+            Some(stale) => stale.iter().filter(|k| self.atoms.contains_key(*k)).cloned().collect(),
+            None => {
+                let index: HashSet<&AtomKey> = desired.iter().map(|p| &p.key).collect();
+                self.atoms.keys().filter(|k| !index.contains(k)).cloned().collect()
+            }
+        };
+        removed.sort();
         let mut summary = Summary::default();
         let mut plan = Plan::default();
 
         let _span = tracing::info_span!("plan").entered();
         self.free_unreachable_code(live)?;
-        self.retire_removed(&index, live, &mut summary)?;
+        self.retire_removed(removed, live, &mut summary)?;
         // The atoms that are new or differ from what is linked; the others need no pass but relocation, and
         // only if something they point at moves.
+        let all: Vec<usize> = if program.candidates.is_none() || program.resolved_again {
+            (0..desired.len()).collect()
+        } else {
+            Vec::new()
+        };
         let mut touched: Vec<usize> = Vec::new();
-        for (i, p) in desired.iter().enumerate() {
-            if self.place(p, live, &mut plan, &mut summary)? {
+        for &i in program.candidates.as_ref().unwrap_or(&all) {
+            if self.place(&desired[i], live, &mut plan, &mut summary)? {
                 touched.push(i);
             }
         }
         drop(_span);
         // A name that resolves differently (say, a function that is now imported) may need a cell even for atoms
         // that did not change.
-        let all: Vec<usize>;
-        let needing_indirections = if program.resolved_again {
-            all = (0..desired.len()).collect();
-            &all
-        } else {
-            &touched
-        };
+        let needing_indirections = if program.resolved_again { &all } else { &touched };
         self.make_indirections(desired, needing_indirections, globals, &mut plan)?;
 
         let _span = tracing::info_span!("relocate").entered();
@@ -338,7 +344,13 @@ impl Linker {
         let _span = tracing::info_span!("publish").entered();
         let mut writes = plan.writes;
         let mut new_imports = Vec::new();
-        self.publish_cells(globals, &mut writes, &mut new_imports, &mut summary)?;
+        // A cell's value follows its atom's place and its stub: only those of entries this update changed can
+        // differ, unless names resolve differently now.
+        let cell_keys: Option<HashSet<AtomKey>> = (!program.resolved_again).then(|| {
+            let journal = &self.journal;
+            journal.atoms.keys().chain(journal.indirect.keys()).chain(journal.gots.keys()).cloned().collect()
+        });
+        self.publish_cells(globals, cell_keys.as_ref(), &mut writes, &mut new_imports, &mut summary)?;
         for (addr, symbol) in plan.new_binds {
             new_imports.push(NewImport {
                 symbol: symbol.clone(),
@@ -395,13 +407,10 @@ impl Linker {
     /// reach them.
     fn retire_removed(
         &mut self,
-        index: &HashMap<&AtomKey, usize>,
+        removed: Vec<AtomKey>,
         live: &dyn Liveness,
         summary: &mut Summary,
     ) -> Result<(), LinkError> {
-        let mut removed: Vec<AtomKey> =
-            self.atoms.keys().filter(|k| !index.contains_key(k)).cloned().collect();
-        removed.sort();
         for key in removed {
             remember(&mut self.journal.atoms, &self.atoms, &key);
             let linked = self.atoms.remove(&key).expect("key came from the map");
@@ -833,16 +842,27 @@ impl Linker {
         }
     }
 
-    /// Gives every cell its value and records a store (or a bind) for each one that changed.
+    /// Gives every cell (or, with `keys`, the cells of those keys) its value and records a store (or a bind)
+    /// for each one that changed.
     fn publish_cells(
         &mut self,
         globals: &Globals,
+        keys: Option<&HashSet<AtomKey>>,
         writes: &mut Vec<Write>,
         new_imports: &mut Vec<NewImport>,
         summary: &mut Summary,
     ) -> Result<(), LinkError> {
+        let indirect: Vec<(&AtomKey, &Indirect)> = match keys {
+            Some(keys) => keys.iter().filter_map(|k| self.indirect.get_key_value(k)).collect(),
+            None => self.indirect.iter().collect(),
+        };
+        let gots: Vec<(&AtomKey, &u64)> = match keys {
+            Some(keys) => keys.iter().filter_map(|k| self.gots.get_key_value(k)).collect(),
+            None => self.gots.iter().collect(),
+        };
+        let unchanged = |cell: u64, value: &CellValue| self.cells.get(&cell).map(|(_, v)| v) == Some(value);
         let mut values: Vec<(u64, String, CellValue)> = Vec::new();
-        for (key, ind) in &self.indirect {
+        for (key, ind) in indirect {
             let value = match (key, self.atoms.get(key)) {
                 (_, Some(l)) if l.prepared.class == AtomClass::Code => CellValue::Addr(l.addr),
                 (AtomKey::Global(n), _) => match globals.id(n).map(|id| globals.resolution(id)) {
@@ -854,9 +874,11 @@ impl Linker {
                 },
                 _ => continue,
             };
-            values.push((ind.cell, format!("{}$cell", key.display_name()), value));
+            if !unchanged(ind.cell, &value) {
+                values.push((ind.cell, format!("{}$cell", key.display_name()), value));
+            }
         }
-        for (key, &cell) in &self.gots {
+        for (key, &cell) in gots {
             let value = if let Some(ind) = self.indirect.get(key).filter(|i| i.stub.is_some()) {
                 CellValue::Addr(ind.stub.expect("filtered"))
             } else if let Some(l) = self.atoms.get(key) {
@@ -869,13 +891,12 @@ impl Linker {
             } else {
                 continue;
             };
-            values.push((cell, format!("{}$got", key.display_name()), value));
+            if !unchanged(cell, &value) {
+                values.push((cell, format!("{}$got", key.display_name()), value));
+            }
         }
         values.sort_by_key(|v| v.0);
         for (cell, name, value) in values {
-            if self.cells.get(&cell).map(|(_, v)| v) == Some(&value) {
-                continue;
-            }
             let id = self.cell_ids[&cell];
             match &value {
                 CellValue::Addr(a) => {
@@ -1064,6 +1085,32 @@ fn differing(a: &[u8], b: &[u8]) -> Range<usize> {
     start..end
 }
 
+/// What `reset NAME` needs.
+impl Linker {
+    /// The write that re-applies a global's initializer in a running process: its current initializer bytes
+    /// (zeros for zero-fill) at its address, with its pointers marked for sliding. `None` if `name` is not a
+    /// global variable of the program, or if it holds pointers bound to imports (the process's bound values
+    /// cannot be recomputed here).
+    pub fn initializer(&self, name: &str) -> Option<Write> {
+        let linked = self.atoms.get(&AtomKey::Global(name.to_string()))?;
+        let bytes = match linked.prepared.class {
+            AtomClass::Data => linked.bytes.clone(),
+            AtomClass::Bss => vec![0; linked.prepared.size as usize],
+            _ => return None,
+        };
+        if !linked.binds.is_empty() {
+            return None;
+        }
+        Some(Write {
+            kind: WriteKind::Data,
+            addr: linked.addr,
+            bytes,
+            pointers: linked.pointers.clone(),
+            what: format!("{name} (reset)"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -1161,31 +1208,5 @@ mod tests {
         assert_eq!(differing(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 9, 7, 8]), 4..8);
         assert_eq!(differing(&[1, 2, 3, 4], &[1, 2, 3, 4, 5, 6, 7, 8]), 4..8);
         assert_eq!(differing(&[9, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]), 0..4);
-    }
-}
-
-/// What `reset NAME` needs.
-impl Linker {
-    /// The write that re-applies a global's initializer in a running process: its current initializer bytes
-    /// (zeros for zero-fill) at its address, with its pointers marked for sliding. `None` if `name` is not a
-    /// global variable of the program. Pointers bound to imports are left as they are in the process: the write
-    /// covers the bytes between them.
-    pub fn initializer(&self, name: &str) -> Option<Write> {
-        let linked = self.atoms.get(&AtomKey::Global(name.to_string()))?;
-        let bytes = match linked.prepared.class {
-            AtomClass::Data => linked.bytes.clone(),
-            AtomClass::Bss => vec![0; linked.prepared.size as usize],
-            _ => return None,
-        };
-        if !linked.binds.is_empty() {
-            return None;
-        }
-        Some(Write {
-            kind: WriteKind::Data,
-            addr: linked.addr,
-            bytes,
-            pointers: linked.pointers.clone(),
-            what: format!("{name} (reset)"),
-        })
     }
 }

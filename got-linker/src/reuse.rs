@@ -57,6 +57,13 @@ pub(crate) struct PreparedProgram {
     pub(crate) prepared_objects: usize,
     /// Whether names were resolved again (rather than the previous resolution reused).
     pub(crate) resolved_again: bool,
+    /// When the previous update's atoms were reused: the indices in `desired` of the atoms that may differ
+    /// from the linked ones (those of objects prepared again, and literals, whose first object may have
+    /// changed). `None`: any atom may differ.
+    pub(crate) candidates: Option<Vec<usize>>,
+    /// When the previous update's atoms were reused: the atoms of the objects prepared again that are not
+    /// linked any more. `None`: any linked atom may be gone.
+    pub(crate) stale: Option<Vec<AtomKey>>,
     /// The cache for the next update, to keep if this update succeeds.
     pub(crate) cache: PrepareCache,
 }
@@ -124,16 +131,46 @@ impl PrepareCache {
         }
 
         let mut desired = Vec::new();
+        let mut candidates = Vec::new();
         let mut literals: HashSet<&AtomKey> = HashSet::new();
-        for entry in &cached {
+        for (o, entry) in cached.iter().enumerate() {
             for atom in &entry.atoms {
-                if matches!(atom.key, AtomKey::Literal { .. }) && !literals.insert(&atom.key) {
+                let literal = matches!(atom.key, AtomKey::Literal { .. });
+                if literal && !literals.insert(&atom.key) {
                     continue;
+                }
+                if changed[o] || literal {
+                    candidates.push(desired.len());
                 }
                 desired.push(Arc::clone(atom));
             }
         }
+        let stale = reuse.then(|| {
+            let mut stale = Vec::new();
+            for (o, old) in self.objects.iter().enumerate().filter(|&(o, _)| changed[o]) {
+                // With the same resolution, a global is still defined by the same object, and a local or
+                // anonymous atom's identity names its object: only a literal can now come from elsewhere.
+                let kept: HashSet<&AtomKey> = cached[o].atoms.iter().map(|a| &a.key).collect();
+                stale.extend(
+                    old.atoms
+                        .iter()
+                        .map(|a| &a.key)
+                        .filter(|k| !kept.contains(k) && !literals.contains(k))
+                        .cloned(),
+                );
+            }
+            stale
+        });
+        let candidates = reuse.then_some(candidates);
         let cache = PrepareCache { globals: Some(Arc::clone(&globals)), objects: cached };
-        Ok(PreparedProgram { globals, desired, prepared_objects, resolved_again: !same_resolution, cache })
+        Ok(PreparedProgram {
+            globals,
+            desired,
+            prepared_objects,
+            resolved_again: !same_resolution,
+            candidates,
+            stale,
+            cache,
+        })
     }
 }
