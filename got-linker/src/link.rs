@@ -1202,6 +1202,28 @@ mod tests {
         failed.verify().unwrap();
     }
 
+    /// An object that did not change must still be prepared again when what it refers to changed kind in
+    /// another object: `main.o` calls `_f` through its stub while `_f` is a function, and branches to its
+    /// place once `_f` is data (nonsense at run time, but what a fresh link of these objects gives).
+    #[test]
+    fn unchanged_objects_follow_a_name_that_changes_kind_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = ("main", "int f(void);\nint main(void) { return f(); }\n");
+        let edits = [
+            objects(dir.path(), &[main, ("lib", "int f(void) { return 1; }\n")]),
+            objects(dir.path(), &[main, ("lib", "int f = 3;\n")]),
+            objects(dir.path(), &[main, ("lib", "int f(void) { return 2; }\n")]),
+        ];
+        let mut incremental = Linker::new("prog", None, LayoutConfig::default(), linker().dylibs);
+        for objects in &edits {
+            incremental.update(objects, &NothingLive).unwrap();
+            let mut fresh = Linker::new("prog", None, LayoutConfig::default(), linker().dylibs);
+            fresh.update(objects, &NothingLive).unwrap();
+            assert_eq!(incremental.signatures(), fresh.signatures());
+            incremental.verify().unwrap();
+        }
+    }
+
     #[test]
     fn differing_finds_the_changed_words() {
         assert_eq!(differing(&[1, 2, 3, 4, 5, 6, 7, 8], &[1, 2, 3, 4, 5, 6, 7, 8]), 0..0);
