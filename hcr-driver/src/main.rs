@@ -153,15 +153,18 @@ fn run_session(args: RunArgs) -> anyhow::Result<()> {
         "sim" => {
             anyhow::bail!("this hcr was built without the simulator (build hcr-driver with --features sim)")
         }
-        "mach" => anyhow::bail!("the mach backend is not wired into `hcr run` yet; use --backend sim"),
+        #[cfg(target_os = "macos")]
+        "mach" => serve_with(args, hcr_driver::session::mach::MachLauncher),
+        #[cfg(not(target_os = "macos"))]
+        "mach" => anyhow::bail!("the mach backend needs macOS; use --backend sim"),
         other => anyhow::bail!("unknown backend {other}: use mach or sim"),
     }
 }
 
 /// Builds, launches with `launcher`, and serves commands until `exit`.
 #[cfg_attr(
-    not(feature = "sim"),
-    expect(dead_code, reason = "no backend is compiled in without the sim feature")
+    not(any(feature = "sim", target_os = "macos")),
+    expect(dead_code, reason = "no backend is compiled in on Linux without the sim feature")
 )]
 fn serve_with<L: hcr_driver::session::Launcher>(args: RunArgs, launcher: L) -> anyhow::Result<()> {
     let options = BuildOptions {

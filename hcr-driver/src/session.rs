@@ -28,8 +28,8 @@ pub trait Target {
     fn task(&self) -> &Self::Task;
     /// The ASLR slide: runtime address minus link-time address.
     fn slide(&self) -> u64;
-    /// `None` while the program runs; how it ended otherwise.
-    fn exit_status(&self) -> Option<String>;
+    /// `None` while the program runs; how it ended otherwise (reaping it if it just ended).
+    fn exit_status(&mut self) -> Option<String>;
     /// The runtime address of a library symbol (C name with its leading underscore), for a new import.
     fn resolve_import(&self, symbol: &str) -> Option<u64>;
     /// Stops the program for good.
@@ -144,12 +144,13 @@ impl<L: Launcher> Session<L> {
 
     /// Recompiles, relinks and patches the running program (`hot-update`).
     pub fn hot_update(&mut self) -> Result<UpdateReport, SessionError> {
-        let Some(target) = self.target.as_ref() else {
+        let Some(target) = self.target.as_mut() else {
             return Err(SessionError::new(ErrorKind::NoProcess, "no program is running (use `run`)"));
         };
         if let Some(status) = target.exit_status() {
             return Err(SessionError::new(ErrorKind::NoProcess, format!("the program has ended: {status}")));
         }
+        let target = &*target;
         // Compile while the program runs; it is suspended only for the link and the writes.
         let objects = self.project.compile()?;
         let task = target.task();
@@ -208,8 +209,8 @@ impl<L: Launcher> Session<L> {
     }
 
     /// The process, the link state and the last update, as JSON.
-    pub fn status(&self) -> Value {
-        let process = match &self.target {
+    pub fn status(&mut self) -> Value {
+        let process = match &mut self.target {
             None => json!({"state": "not running"}),
             Some(t) => match t.exit_status() {
                 None => json!({"state": "running", "slide": t.slide()}),
@@ -373,7 +374,7 @@ pub mod sim {
             self.0.slide()
         }
 
-        fn exit_status(&self) -> Option<String> {
+        fn exit_status(&mut self) -> Option<String> {
             self.0.status().map(|s| match s {
                 darwin_sim::ExitStatus::Exited(code) => format!("exited with status {code}"),
                 darwin_sim::ExitStatus::Signaled { signal, reason } => {
@@ -393,4 +394,76 @@ pub mod sim {
 
     /// A session whose programs run in the simulator.
     pub type SimSession = Session<SimLauncher>;
+}
+
+/// The running program as a real macOS process, patched through its task port.
+#[cfg(target_os = "macos")]
+pub mod mach {
+    use mach_task::{Child, MachTask, Spawn};
+
+    use super::*;
+
+    /// The address hcr links executables at (`__TEXT`), from which the slide is measured.
+    const TEXT_VMADDR: u64 = macho_layout::IMAGE_BASE.0;
+
+    /// Spawns programs suspended, finds their slide and task port, and lets them run; their output goes
+    /// straight to hcr's.
+    #[derive(Debug, Default)]
+    pub struct MachLauncher;
+
+    /// A program running as a child of hcr.
+    #[derive(Debug)]
+    pub struct MachTarget {
+        child: Child,
+        slide: u64,
+    }
+
+    impl Launcher for MachLauncher {
+        type Target = MachTarget;
+
+        fn launch(&mut self, exe: &Path, args: &[String], aslr: bool) -> anyhow::Result<MachTarget> {
+            let mut spawn = Spawn::new(exe);
+            spawn.args(args).disable_aslr(!aslr);
+            let mut child = spawn.spawn()?;
+            if child.code_signing_flags()?.modified_code_is_fatal() {
+                anyhow::bail!(
+                    "{} runs with the hardened runtime, which kills a process whose code is modified; \
+                     hcr-linked executables are signed ad hoc without it",
+                    exe.display()
+                );
+            }
+            let slide = child.slide(TEXT_VMADDR)? as u64;
+            child.resume()?;
+            Ok(MachTarget { child, slide })
+        }
+    }
+
+    impl Target for MachTarget {
+        type Task = MachTask;
+
+        fn task(&self) -> &MachTask {
+            self.child.task()
+        }
+
+        fn slide(&self) -> u64 {
+            self.slide
+        }
+
+        fn exit_status(&mut self) -> Option<String> {
+            match self.child.try_wait() {
+                Ok(None) => None,
+                Ok(Some(status)) => Some(status.to_string()),
+                Err(e) => Some(format!("unknown ({e})")),
+            }
+        }
+
+        fn resolve_import(&self, symbol: &str) -> Option<u64> {
+            mach_task::dylib::shared_cache_symbol(symbol.strip_prefix('_')?)
+        }
+
+        fn kill(&mut self) {
+            // Already gone is fine: the program is stopped either way.
+            let _ = self.child.kill();
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub mod task;
 pub mod contract;
 
 #[cfg(target_os = "macos")]
+pub mod dylib;
+#[cfg(target_os = "macos")]
 mod mach;
 #[cfg(target_os = "macos")]
 mod spawn;
