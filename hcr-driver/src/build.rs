@@ -272,9 +272,15 @@ impl Project {
 
     /// Writes the new executable through a new inode (only the changed ranges when the file on disk is the one
     /// the previous update wrote).
+    /// The executable as it was is kept as `OUT.hcr/previous`, for `hcr layout OUT --diff OUT.hcr/previous`.
     pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
         let patch = &linked.patch;
         let out = &self.options.out;
+        if self.linker.updates() > 0 && !patch.file_dirty.is_empty() {
+            let previous = self.state.join("previous");
+            exe_file::replace(&previous, self.linker.file())
+                .with_context(|| format!("writing {}", previous.display()))?;
+        }
         if self.linker.updates() > 0 && out.exists() {
             let writes: Vec<exe_file::FileWrite<'_>> = patch
                 .file_dirty

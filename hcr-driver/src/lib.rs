@@ -13,6 +13,7 @@ pub mod depfile;
 pub mod exe_file;
 #[cfg(test)]
 mod fake_task;
+pub mod layout_view;
 pub mod liveness;
 pub mod protocol;
 pub mod repl;

@@ -20,6 +20,25 @@ enum Command {
     Build(BuildArgs),
     /// Build, launch, and keep the running program up to date (REPL, --watch, --listen).
     Run(RunArgs),
+    /// The image's map: segments, atoms, stubs and cells; with --diff, before and after.
+    Layout(LayoutArgs),
+}
+
+#[derive(Args)]
+struct LayoutArgs {
+    /// The executable.
+    exe: PathBuf,
+    /// Show only this symbol (with its stub and cells).
+    symbol: Option<String>,
+    /// The executable before an update (`OUT.hcr/previous` holds the one before the last update).
+    #[arg(long, value_name = "OLD")]
+    diff: Option<PathBuf>,
+    /// Also write the before/after view as a self-contained HTML page.
+    #[arg(long, value_name = "FILE", requires = "diff")]
+    html: Option<PathBuf>,
+    /// With --diff, list unchanged symbols too.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args)]
@@ -115,6 +134,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_session(args),
+        Command::Layout(args) => layout(&args),
         Command::Build(args) => {
             let options = BuildOptions {
                 out: args.output.clone(),
@@ -188,4 +208,31 @@ fn serve_with<L: hcr_driver::session::Launcher>(args: RunArgs, launcher: L) -> a
     eprintln!("hcr: built {}: {}", args.output.display(), report.one_line());
     session.run()?;
     hcr_driver::serve::serve(&mut session, &serve_options)
+}
+
+fn layout(args: &LayoutArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use hcr_driver::layout_view;
+    let read = |path: &std::path::Path| -> anyhow::Result<(Vec<u8>, macho_layout::read::Map)> {
+        let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let map = macho_layout::read::read_map(&file).with_context(|| path.display().to_string())?;
+        Ok((file, map))
+    };
+    let (file, map) = read(&args.exe)?;
+    let Some(old_path) = &args.diff else {
+        print!("{}", layout_view::text(&map, args.symbol.as_deref()));
+        return Ok(());
+    };
+    let (old_file, old_map) = read(old_path)?;
+    let rows = layout_view::diff(
+        layout_view::Image { map: &old_map, file: &old_file },
+        layout_view::Image { map: &map, file: &file },
+    );
+    print!("{}", layout_view::diff_text(&rows, args.all));
+    if let Some(html) = &args.html {
+        let title = format!("{} → {}", old_path.display(), args.exe.display());
+        std::fs::write(html, layout_view::diff_html(&title, &rows))
+            .with_context(|| format!("writing {}", html.display()))?;
+    }
+    Ok(())
 }

@@ -227,20 +227,10 @@ impl<L: Launcher> Session<L> {
 
     /// The image's map (`layout [SYMBOL]`).
     pub fn layout(&self, symbol: Option<&str>) -> String {
-        let map = self.project.linker().symbol_map();
-        let mut out = String::new();
-        for a in &map.atoms {
-            if symbol.is_none_or(|s| a.name == s || a.name == format!("_{s}")) {
-                out.push_str(&format!("{:#011x} {:>7} {:?} {}\n", a.addr, a.size, a.class, a.name));
-            }
+        match macho_layout::read::read_map(self.project.linker().file()) {
+            Ok(map) => crate::layout_view::text(&map, symbol),
+            Err(e) => format!("the image cannot be read back: {e}\n"),
         }
-        for (name, stub, cell) in &map.stubs {
-            if symbol.is_none_or(|s| name == s || *name == format!("_{s}")) {
-                let stub = stub.map(|s| format!("{s:#011x}")).unwrap_or_else(|| "-".into());
-                out.push_str(&format!("stub {stub} cell {cell:#011x} {name}\n"));
-            }
-        }
-        out
     }
 
     /// Stops the program.

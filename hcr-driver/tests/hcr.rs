@@ -87,6 +87,34 @@ fn an_undefined_symbol_names_the_function_and_leaves_the_executable_alone() {
     assert_eq!(std::fs::read(dir.path().join("prog")).unwrap(), before);
 }
 
+#[test]
+fn layout_shows_the_map_and_what_the_last_update_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    // `after` follows twice in memory, so twice cannot grow into free space behind it.
+    let after = "int after(int x) { return x - 1; }\n";
+    std::fs::write(dir.path().join("util.c"), format!("{UTIL}{after}")).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let map = stdout(&hcr(dir.path(), &["layout", "prog"]));
+    assert!(map.contains("__STUBS") && map.contains("__DATA_CONST"), "{map}");
+    assert!(map.lines().any(|l| l.ends_with(" _twice$stub")), "{map}");
+    // Grow twice past its padding: it moves, and only its cell follows.
+    let grown = "int twice(int x) { int r = x; for (int i = 0; i < x; i++) { r = r * 3 + i; r ^= r >> 3; r += i * i; } \
+                 return r * 2 + (r >> 7) - (r & 12) + (r | 5); }\n";
+    std::fs::write(dir.path().join("util.c"), format!("{grown}{after}")).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let html = dir.path().join("diff.html");
+    let diff = stdout(&hcr(
+        dir.path(),
+        &["layout", "prog", "--diff", "prog.hcr/previous", "--html", html.to_str().unwrap()],
+    ));
+    assert!(diff.lines().any(|l| l.starts_with("M ") && l.trim_end().ends_with(" _twice")), "{diff}");
+    assert!(diff.lines().any(|l| l.starts_with("C ") && l.contains("_twice$cell")), "{diff}");
+    assert!(!diff.lines().any(|l| l.contains("_main") && !l.starts_with("  ")), "{diff}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.contains("class=\"moved\""), "{page}");
+}
+
 #[cfg(feature = "sim")]
 #[path = "hcr/differential.rs"]
 mod differential;

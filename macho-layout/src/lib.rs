@@ -11,6 +11,7 @@ pub mod codesign;
 pub mod image;
 pub mod linkedit;
 pub mod load_commands;
+pub mod read;
 
 pub use addr::{FileOffset, PAGE_SIZE, VmAddr};
 pub use image::{

@@ -395,3 +395,26 @@ proptest! {
         prop_assert_eq!(describe(&image), describe(&fresh));
     }
 }
+
+#[test]
+fn the_map_read_back_has_every_atom_at_its_place_with_its_bytes() {
+    let mut t = tiny(LayoutConfig::default());
+    t.image.render().unwrap();
+    let map = macho_layout::read::read_map(t.image.file()).unwrap();
+    let names: Vec<&str> = map.segments.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["__PAGEZERO", "__TEXT", "__STUBS", "__RODATA", "__DATA_CONST", "__DATA", "__BSS", "__LINKEDIT"]
+    );
+    for (_, atom) in t.image.atoms() {
+        let symbol =
+            map.symbols.iter().find(|s| s.name == atom.name).unwrap_or_else(|| panic!("{}", atom.name));
+        assert_eq!(symbol.addr, atom.addr.0, "{}", atom.name);
+        assert!(symbol.size >= atom.size, "{}: {} < {}", atom.name, symbol.size, atom.size);
+        assert_eq!(symbol.external, atom.external, "{}", atom.name);
+    }
+    let main = map.symbols.iter().find(|s| s.name == "_main").unwrap();
+    assert_eq!(&map.bytes(t.image.file(), main)[..8], code(&[MOV_W0_42, RET]).as_slice());
+    let counter = map.symbols.iter().find(|s| s.name == "_counter").unwrap();
+    assert_eq!(counter.fileoff, None, "zero-fill has no file bytes");
+}
