@@ -118,3 +118,7 @@ fn layout_shows_the_map_and_what_the_last_update_moved() {
 #[cfg(feature = "sim")]
 #[path = "hcr/differential.rs"]
 mod differential;
+
+#[cfg(feature = "sim")]
+#[path = "hcr/live.rs"]
+mod live;
