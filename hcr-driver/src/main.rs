@@ -12,6 +12,10 @@ use hcr_driver::build::{BuildOptions, Sdk, build};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print how long each stage took (compile, parse, resolve, prepare, plan, relocate, publish, ...), from the
+    /// tracing spans every pass opens.
+    #[arg(long, global = true)]
+    time: bool,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +126,16 @@ impl CompilerArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.time {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_target(false)
+            .without_time()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_max_level(tracing::Level::INFO)
+            .init();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
