@@ -5,6 +5,8 @@
 
 mod ci;
 mod cmd;
+mod demo;
+mod e2e;
 mod generate;
 mod progen;
 mod setup;
@@ -18,9 +20,9 @@ commands:
   setup   install what the project needs (clang-19, lld-19, llvm-19, cmake, the aarch64-apple-darwin target)
   ci      setup, then formatting, clippy (host and aarch64-apple-darwin), macOS type-check, and every test
   gen     write a generated C program: --out DIR [--functions N] [--units M] [--seed S] [--edit F]
-  e2e     hot-reload scenarios end to end (not available yet: needs the hcr driver)
+  e2e     hot-reload scenarios end to end (tests/e2e/): [--jobs N] [--keep] [--hcr PATH] [SCENARIO...]
   bench   benchmarks against ld64.lld-19 (not available yet: needs the linker and the driver)
-  demo    a scripted hot-reload session (not available yet: needs the hcr driver)
+  demo    a scripted hot-reload session of the seed example, narrated
 ";
 
 fn main() -> ExitCode {
@@ -29,7 +31,9 @@ fn main() -> ExitCode {
         Some("setup") => setup::run(),
         Some("ci") => ci::run(),
         Some("gen") => generate::run(&args[1..]),
-        Some(cmd @ ("e2e" | "bench" | "demo")) => Err(format!(
+        Some("e2e") => e2e::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
+        Some(cmd @ "bench") => Err(format!(
             "`cargo xtask {cmd}` is not available yet: it needs the hcr driver, which is not written yet"
         )),
         Some("help" | "--help" | "-h") => {
