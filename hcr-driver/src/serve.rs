@@ -55,7 +55,17 @@ pub fn serve<L: Launcher>(session: &mut Session<L>, options: &ServeOptions) -> a
     }
     drop(events);
     let listening = options.listen.is_some();
-    while let Ok(event) = inbox.recv() {
+    loop {
+        let event = match inbox.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => event,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(status) = session.newly_ended() {
+                    eprintln!("hcr: the program ended: {status}");
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let (command, from) = match event {
             Event::Command(command, from) => (command, from),
             Event::TerminalClosed if listening => continue,

@@ -80,6 +80,8 @@ pub struct Session<L: Launcher> {
     project: Project,
     launcher: L,
     target: Option<L::Target>,
+    /// Whether the end of the current program was already announced.
+    end_announced: bool,
     args: Vec<String>,
     aslr: bool,
     last_report: Option<UpdateReport>,
@@ -97,7 +99,7 @@ impl<L: Launcher> std::fmt::Debug for Session<L> {
 
 impl<L: Launcher> Session<L> {
     pub fn new(project: Project, launcher: L, args: Vec<String>, aslr: bool) -> Session<L> {
-        Session { project, launcher, target: None, args, aslr, last_report: None }
+        Session { project, launcher, target: None, end_announced: false, args, aslr, last_report: None }
     }
 
     pub fn project(&self) -> &Project {
@@ -132,6 +134,7 @@ impl<L: Launcher> Session<L> {
         let target =
             self.launcher.launch(&self.project.options.out, &self.args, self.aslr).map_err(internal)?;
         self.target = Some(target);
+        self.end_announced = false;
         Ok(())
     }
 
@@ -231,6 +234,12 @@ impl<L: Launcher> Session<L> {
             Ok(map) => crate::layout_view::text(&map, symbol),
             Err(e) => format!("the image cannot be read back: {e}\n"),
         }
+    }
+
+    /// How the program ended, the first time this is asked after it ended.
+    pub fn newly_ended(&mut self) -> Option<String> {
+        let status = self.target.as_mut()?.exit_status()?;
+        if std::mem::replace(&mut self.end_announced, true) { None } else { Some(status) }
     }
 
     /// Stops the program.
