@@ -20,7 +20,8 @@
 //! A failed update (undefined symbol, branch out of range, reserve exhausted) leaves the linker, and therefore
 //! the file and the process, exactly as they were: the linker journals the previous value of every entry an
 //! update changes and puts them back on failure, and keeps a copy of the image (which has no journal of its
-//! own) to put back.
+//! own) to put back — unless a check before the first change shows that nothing can fail once the image
+//! changes: every changed atom stays where it is, needs no new stub or cell, and relocates where it is.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -133,6 +134,9 @@ pub struct Linker {
     journal: Journal,
 }
 
+/// What an update cannot journal, copied before it changes anything: the image and the retired code.
+type Backup = (Image, Vec<(AtomId, Range<u64>)>);
+
 /// The previous value of every map entry the update under way changed (`None`: there was none).
 #[derive(Debug, Clone, Default)]
 struct Journal {
@@ -232,15 +236,17 @@ impl Linker {
     /// code a running process may be in. On error nothing changed.
     pub fn update(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
         let _span = tracing::info_span!("link.update", objects = objects.len()).entered();
-        let image = self.image.clone();
-        let retired_code = self.retired_code.clone();
         self.journal = Journal::default();
-        let result = self.update_in_place(objects, live);
+        let mut backup = None;
+        let result = self.update_in_place(objects, live, &mut backup);
         let journal = std::mem::take(&mut self.journal);
         if result.is_err() {
-            // `updates` and the cache change only once nothing can fail any more.
-            self.image = image;
-            self.retired_code = retired_code;
+            // `updates` and the cache change only once nothing can fail any more. Without a backup the update
+            // failed before it changed the image.
+            if let Some((image, retired_code)) = backup {
+                self.image = image;
+                self.retired_code = retired_code;
+            }
             restore(&mut self.atoms, journal.atoms);
             restore(&mut self.indirect, journal.indirect);
             restore(&mut self.gots, journal.gots);
@@ -289,7 +295,12 @@ impl Linker {
         self.atoms.values().find(|l| l.prepared.key.display_name() == name).map(|l| (l.addr, &l.bytes[..]))
     }
 
-    fn update_in_place(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
+    fn update_in_place(
+        &mut self,
+        objects: &[InputObject],
+        live: &dyn Liveness,
+        backup: &mut Option<Backup>,
+    ) -> Result<Patch, LinkError> {
         let program = {
             let _span = tracing::info_span!("prepare").entered();
             self.cache.prepare(objects, &self.dylibs).map_err(|failure| match failure {
@@ -312,6 +323,16 @@ impl Linker {
             }
         };
         removed.sort();
+        let all: Vec<usize> = if program.candidates.is_none() || program.resolved_again {
+            (0..desired.len()).collect()
+        } else {
+            Vec::new()
+        };
+        let candidates = program.candidates.as_ref().unwrap_or(&all);
+        if !(removed.is_empty() && self.changes_in_place(desired, candidates, globals, live)) {
+            let _span = tracing::info_span!("backup").entered();
+            *backup = Some((self.image.clone(), self.retired_code.clone()));
+        }
         let mut summary = Summary::default();
         let mut plan = Plan::default();
 
@@ -320,13 +341,8 @@ impl Linker {
         self.retire_removed(removed, live, &mut summary)?;
         // The atoms that are new or differ from what is linked; the others need no pass but relocation, and
         // only if something they point at moves.
-        let all: Vec<usize> = if program.candidates.is_none() || program.resolved_again {
-            (0..desired.len()).collect()
-        } else {
-            Vec::new()
-        };
         let mut touched: Vec<usize> = Vec::new();
-        for &i in program.candidates.as_ref().unwrap_or(&all) {
+        for &i in candidates {
             if self.place(&desired[i], live, &mut plan, &mut summary)? {
                 touched.push(i);
             }
@@ -437,10 +453,7 @@ impl Linker {
         summary: &mut Summary,
     ) -> Result<bool, LinkError> {
         if let Some(old) = self.atoms.get(&p.key)
-            && old.prepared.sig == p.sig
-            && old.prepared.class == p.class
-            && old.prepared.function == p.function
-            && old.prepared.object == p.object
+            && same_atom(&old.prepared, p)
         {
             // Unchanged: it may still be relinked if something it points at moves.
             return Ok(false);
@@ -524,6 +537,53 @@ impl Linker {
         linked.addr = addr;
         linked.prepared = p.clone();
         Ok(true)
+    }
+
+    /// Whether linking the `candidates` can change the image without anything failing: no retired code to
+    /// free, and every candidate is unchanged, or is changed where it is (code within its slot's capacity
+    /// with no thread in it, data of the same shape), has its stub and cells already, and relocates where it
+    /// is. Then nothing moves, so no other atom is relinked. Nothing is changed.
+    fn changes_in_place(
+        &self,
+        desired: &[Arc<Prepared>],
+        candidates: &[usize],
+        globals: &Globals,
+        live: &dyn Liveness,
+    ) -> bool {
+        if !self.retired_code.is_empty() {
+            return false;
+        }
+        candidates.iter().all(|&i| {
+            let p = &desired[i];
+            let Some(old) = self.atoms.get(&p.key) else { return false };
+            if same_atom(&old.prepared, p) {
+                return true;
+            }
+            let stays = match (old.prepared.class, p.class) {
+                (AtomClass::Code, AtomClass::Code) => {
+                    !live.is_live(old.addr..old.addr + old.prepared.size)
+                        && p.size <= self.image.atom(old.id).capacity
+                }
+                (AtomClass::Data, AtomClass::Data) | (AtomClass::Bss, AtomClass::Bss) => {
+                    old.prepared.size == p.size && old.prepared.align == p.align
+                }
+                _ => false,
+            };
+            let has_stub = |k: &AtomKey| self.indirect.get(k).is_some_and(|i| i.stub.is_some());
+            let has_cells = (!p.function || has_stub(&p.key))
+                && p.fixes.iter().all(|fix| match &fix.target {
+                    Target::Stub(k) => has_stub(k),
+                    Target::Got(k) => {
+                        let import = matches!(
+                            k,
+                            AtomKey::Global(n) if matches!(globals.id(n).map(|id| globals.resolution(id)), Some(Resolution::Import { .. }))
+                        );
+                        if import { self.indirect.contains_key(k) } else { self.gots.contains_key(k) }
+                    }
+                    Target::Atom(..) | Target::Bind(_) => true,
+                });
+            stays && has_cells && self.relocate(p, old.addr).is_ok()
+        })
     }
 
     fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {
@@ -1023,6 +1083,11 @@ struct Plan {
     new_binds: Vec<(u64, String)>,
 }
 
+/// Whether `p` is `old` again: same signature, class, function-ness and object, so nothing about it changes.
+fn same_atom(old: &Prepared, p: &Prepared) -> bool {
+    old.sig == p.sig && old.class == p.class && old.function == p.function && old.object == p.object
+}
+
 /// Which atoms (by index in `desired`) point at each atom by its address.
 fn referrers_of(desired: &[Arc<Prepared>]) -> HashMap<&AtomKey, Vec<usize>> {
     let mut referrers: HashMap<&AtomKey, Vec<usize>> = HashMap::new();
@@ -1186,6 +1251,7 @@ mod tests {
         assert!(err.contains("out of range"), "{err}");
         assert_eq!(failed.file(), clean.file());
         assert_eq!(failed.symbol_map(), clean.symbol_map());
+        assert!(failed.image().atoms().eq(clean.image().atoms()), "the image's atoms changed");
         assert_eq!(failed.updates(), clean.updates());
 
         let mut after_failure = failed.update(&next, &NothingLive).unwrap();
@@ -1199,6 +1265,35 @@ mod tests {
         assert_eq!(failed.file(), clean.file());
         assert_eq!(failed.symbol_map(), clean.symbol_map());
         assert_eq!(failed.signatures(), clean.signatures());
+        failed.verify().unwrap();
+    }
+
+    /// An edit that would stay in place but cannot be relocated there (a new call to an existing function, out
+    /// of a branch's reach) is refused like any other failure, and the next edit links as if it never came.
+    #[test]
+    fn an_in_place_edit_that_cannot_be_relocated_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = ("lib", "int f(void) { return 4; }\n");
+        let first = objects(dir.path(), &[("main", "int g = 3;\nint main(void) { return g; }\n"), lib]);
+        let failing = objects(
+            dir.path(),
+            &[("main", "int f(void);\nint g = 3;\nint main(void) { return f(); }\n"), lib],
+        );
+        let next = objects(dir.path(), &[("main", "int g = 3;\nint main(void) { return g + 1; }\n"), lib]);
+        let mut failed = linker();
+        let mut clean = linker();
+        failed.update(&first, &NothingLive).unwrap();
+        clean.update(&first, &NothingLive).unwrap();
+        let err = failed.update(&failing, &NothingLive).unwrap_err().to_string();
+        assert!(err.contains("BRANCH26 to _f is out of range"), "{err}");
+        assert_eq!(failed.file(), clean.file());
+        assert_eq!(failed.symbol_map(), clean.symbol_map());
+        assert!(failed.image().atoms().eq(clean.image().atoms()), "the image's atoms changed");
+        let after_failure = failed.update(&next, &NothingLive).unwrap();
+        let expected = clean.update(&next, &NothingLive).unwrap();
+        assert_eq!(after_failure.summary, expected.summary);
+        assert_eq!(after_failure.writes, expected.writes);
+        assert_eq!(failed.file(), clean.file());
         failed.verify().unwrap();
     }
 
