@@ -276,10 +276,13 @@ impl Project {
     pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
         let patch = &linked.patch;
         let out = &self.options.out;
-        if self.linker.updates() > 0 && !patch.file_dirty.is_empty() {
+        if self.linker.updates() > 0 && !patch.file_dirty.is_empty() && out.exists() {
+            // The new file is a new inode renamed over `out`, so a hard link keeps the old one without a copy.
             let previous = self.state.join("previous");
-            exe_file::replace(&previous, self.linker.file())
-                .with_context(|| format!("writing {}", previous.display()))?;
+            let _ = std::fs::remove_file(&previous);
+            std::fs::hard_link(out, &previous)
+                .or_else(|_| std::fs::copy(out, &previous).map(|_| ()))
+                .with_context(|| format!("keeping the previous executable as {}", previous.display()))?;
         }
         if self.linker.updates() > 0 && out.exists() {
             let writes: Vec<exe_file::FileWrite<'_>> = patch
