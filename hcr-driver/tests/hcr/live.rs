@@ -263,3 +263,43 @@ int main(void) { return work() & 1; }
     let status = hcr.request("status", "");
     assert_eq!(status["report"]["process"]["state"], "running", "{status}");
 }
+
+#[test]
+fn saving_a_file_under_watch_hot_updates_and_reset_reapplies_an_initializer() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = r#"#include <stdio.h>
+#include <unistd.h>
+
+int tick(int n);
+extern int base;
+
+int main(void) {
+    for (int i = 0; i < 100000; i++) {
+        base++;
+        printf("tick %d base %d\n", tick(i), base);
+        fflush(stdout);
+        usleep(20000);
+    }
+    return 0;
+}
+"#;
+    std::fs::write(dir.path().join("main.c"), main).unwrap();
+    std::fs::write(dir.path().join("tick.c"), "int base = 1000;\nint tick(int n) { return 1; }\n").unwrap();
+    let mut hcr = Hcr::start(dir.path(), &["main.c", "tick.c"], &["--watch"]);
+    hcr.wait_for("tick 1 base 1003\n", 0);
+
+    // A save is a hot update: the new body runs, and base keeps its running value although its initializer
+    // changed.
+    let mark = hcr.output_len();
+    std::fs::write(dir.path().join("tick.c"), "int base = 5000;\nint tick(int n) { return 2; }\n").unwrap();
+    let end = hcr.wait_for("tick 2 base ", mark);
+    let out = hcr.output.lock().unwrap().clone();
+    let base: u32 = out[end..].split_whitespace().next().unwrap().parse().unwrap();
+    assert!((1003..5000).contains(&base), "base lost its state: {base}");
+
+    // reset re-applies the new initializer in the running program.
+    let response = hcr.request("reset", ",\"name\":\"base\"");
+    assert_eq!(response["ok"], true, "{response}");
+    let mark = hcr.output_len();
+    hcr.wait_for("tick 2 base 500", mark);
+}
