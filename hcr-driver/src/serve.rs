@@ -50,9 +50,11 @@ pub fn serve<L: Launcher>(session: &mut Session<L>, options: &ServeOptions) -> a
         spawn_socket(path, events.clone())?;
         eprintln!("hcr: listening on unix:{}", path.display());
     }
-    if options.watch {
-        spawn_watch(session.project().watched_files(), events.clone())?;
-    }
+    let watched = if options.watch {
+        Some(spawn_watch(session.project().watched_files(), events.clone())?)
+    } else {
+        None
+    };
     drop(events);
     let listening = options.listen.is_some();
     loop {
@@ -88,6 +90,12 @@ pub fn serve<L: Launcher>(session: &mut Session<L>, options: &ServeOptions) -> a
             _ => {}
         }
         print_outcome(&command, &result, options.verbose);
+        if let Some(files) = &watched
+            && result.is_ok()
+        {
+            // An update may have changed which headers a translation unit includes.
+            let _ = files.send(session.project().watched_files());
+        }
         if exit {
             break;
         }
@@ -246,11 +254,19 @@ fn connection(stream: UnixStream, events: &Sender<Event>) {
     }
 }
 
-fn spawn_watch(files: Vec<PathBuf>, events: Sender<Event>) -> anyhow::Result<()> {
-    let watcher = Watcher::new(&files)?;
+/// Watches `files`, sending a hot update for each debounced change; a new file list sent on the returned channel
+/// replaces the watched set.
+fn spawn_watch(files: Vec<PathBuf>, events: Sender<Event>) -> anyhow::Result<Sender<Vec<PathBuf>>> {
+    let mut watcher = Watcher::new(&files)?;
+    let (lists, new_lists) = channel::<Vec<PathBuf>>();
     std::thread::spawn(move || {
         loop {
-            match watcher.wait(Duration::from_millis(100), Duration::from_secs(3600)) {
+            if let Some(files) = new_lists.try_iter().last()
+                && let Err(e) = watcher.set_files(&files)
+            {
+                eprintln!("hcr: watching files: {e}");
+            }
+            match watcher.wait(Duration::from_millis(100), Duration::from_millis(250)) {
                 Ok(Some(changed)) => {
                     if events.send(Event::Command(Command::HotUpdate, From::Watch(changed))).is_err() {
                         return;
@@ -264,5 +280,5 @@ fn spawn_watch(files: Vec<PathBuf>, events: Sender<Event>) -> anyhow::Result<()>
             }
         }
     });
-    Ok(())
+    Ok(lists)
 }
