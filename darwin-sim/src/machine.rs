@@ -572,3 +572,142 @@ pub fn emit(emu: &Emu<'_>, stream: Stream, bytes: &[u8]) {
 pub fn sleep_stop(d: Duration) -> Stop {
     Stop::Sleep(Instant::now() + d)
 }
+
+const X_REGS: [RegisterARM64; 29] = [
+    RegisterARM64::X0,
+    RegisterARM64::X1,
+    RegisterARM64::X2,
+    RegisterARM64::X3,
+    RegisterARM64::X4,
+    RegisterARM64::X5,
+    RegisterARM64::X6,
+    RegisterARM64::X7,
+    RegisterARM64::X8,
+    RegisterARM64::X9,
+    RegisterARM64::X10,
+    RegisterARM64::X11,
+    RegisterARM64::X12,
+    RegisterARM64::X13,
+    RegisterARM64::X14,
+    RegisterARM64::X15,
+    RegisterARM64::X16,
+    RegisterARM64::X17,
+    RegisterARM64::X18,
+    RegisterARM64::X19,
+    RegisterARM64::X20,
+    RegisterARM64::X21,
+    RegisterARM64::X22,
+    RegisterARM64::X23,
+    RegisterARM64::X24,
+    RegisterARM64::X25,
+    RegisterARM64::X26,
+    RegisterARM64::X27,
+    RegisterARM64::X28,
+];
+const D_REGS: [RegisterARM64; 32] = [
+    RegisterARM64::D0,
+    RegisterARM64::D1,
+    RegisterARM64::D2,
+    RegisterARM64::D3,
+    RegisterARM64::D4,
+    RegisterARM64::D5,
+    RegisterARM64::D6,
+    RegisterARM64::D7,
+    RegisterARM64::D8,
+    RegisterARM64::D9,
+    RegisterARM64::D10,
+    RegisterARM64::D11,
+    RegisterARM64::D12,
+    RegisterARM64::D13,
+    RegisterARM64::D14,
+    RegisterARM64::D15,
+    RegisterARM64::D16,
+    RegisterARM64::D17,
+    RegisterARM64::D18,
+    RegisterARM64::D19,
+    RegisterARM64::D20,
+    RegisterARM64::D21,
+    RegisterARM64::D22,
+    RegisterARM64::D23,
+    RegisterARM64::D24,
+    RegisterARM64::D25,
+    RegisterARM64::D26,
+    RegisterARM64::D27,
+    RegisterARM64::D28,
+    RegisterARM64::D29,
+    RegisterARM64::D30,
+    RegisterARM64::D31,
+];
+
+/// How long a function called from outside may run before the call is abandoned.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Calls the guest function at `addr` with up to eight integer arguments and returns its `x0`, as a debugger's
+/// expression evaluator does, on the stopped thread: below its stack (past the 128-byte red zone), returning to
+/// the exit trampoline, where the emulator stops before executing it. The thread's general registers, flags,
+/// stack pointer, program counter and the low 64 bits of every vector register are restored afterwards (the upper
+/// halves are not: Unicorn's Rust binding reads 128-bit arm64 registers only when built for 32-bit ARM too), so
+/// the program resumes as if nothing happened. A crash inside the call is its error; the program survives it.
+pub fn call(emu: &mut Emu<'_>, addr: u64, args: &[u64]) -> Result<u64, TaskError> {
+    let failed =
+        |why: String| TaskError::Os { op: "call a guest function", source: std::io::Error::other(why) };
+    if args.len() > 8 {
+        return Err(failed(format!("{} arguments: at most 8 go in registers", args.len())));
+    }
+    let mut saved: Vec<(RegisterARM64, u64)> = Vec::new();
+    let mut regs = vec![
+        RegisterARM64::SP,
+        RegisterARM64::PC,
+        RegisterARM64::NZCV,
+        RegisterARM64::X29,
+        RegisterARM64::X30,
+    ];
+    regs.extend(X_REGS[..29].iter().copied());
+    regs.extend(D_REGS);
+    for reg in regs {
+        saved.push((reg, emu.reg_read(reg).map_err(|e| failed(format!("{e:?}")))?));
+    }
+    let sp = emu.reg_read(RegisterARM64::SP).unwrap_or(0);
+    let ret = emu.get_data().libsystem.exit_trampoline();
+    let mut setup = vec![
+        (RegisterARM64::SP, ((sp - 128) & !15) - 256),
+        (RegisterARM64::X30, ret),
+        (RegisterARM64::X29, 0),
+    ];
+    setup.extend(args.iter().enumerate().map(|(i, &a)| (X_REGS[i], a)));
+    let mut result = Ok(0);
+    for (reg, value) in setup {
+        if let Err(e) = emu.reg_write(reg, value) {
+            result = Err(failed(format!("{e:?}")));
+        }
+    }
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    let mut pc = addr;
+    while result.is_ok() {
+        emu.get_data_mut().blocks_left = u64::MAX;
+        emu.get_data_mut().stop = None;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ran = emu.emu_start(pc, ret, left.as_micros() as u64, 0);
+        pc = emu.pc_read().unwrap_or(0);
+        match (emu.get_data_mut().stop.take(), ran) {
+            // A sleeping callee just goes on: nobody else runs while the program is stopped.
+            (Some(Stop::Sleep(_)), _) => continue,
+            (Some(Stop::Dead(status)), _) => {
+                result = Err(failed(format!("the call ended the thread: {status}")))
+            }
+            (None, Err(e)) => result = Err(failed(format!("the call faulted at pc {pc:#x}: {e:?}"))),
+            (None, Ok(())) if pc == ret => {
+                result = emu.reg_read(RegisterARM64::X0).map_err(|e| failed(format!("{e:?}")));
+                break;
+            }
+            (None, Ok(())) => {
+                result = Err(failed(format!("the call did not return within {CALL_TIMEOUT:?}")))
+            }
+        }
+    }
+    emu.get_data_mut().fault = None;
+    for (reg, value) in saved {
+        emu.reg_write(reg, value).map_err(|e| failed(format!("restoring registers: {e:?}")))?;
+    }
+    result
+}

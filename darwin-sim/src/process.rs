@@ -118,6 +118,7 @@ enum Request {
     Threads(Reply<Vec<ThreadState>>),
     Flush(u64, u64, Reply<()>),
     Start(Reply<()>),
+    Call(u64, Vec<u64>, Reply<u64>),
     Kill,
 }
 
@@ -271,6 +272,13 @@ impl Process {
             return Err(self.dead());
         }
         answer.recv().unwrap_or_else(|_| Err(self.dead()))
+    }
+
+    /// Calls the guest function at `addr` (a runtime address) with up to eight integer arguments and returns its
+    /// `x0`, as a debugger's expression evaluator does. The program must be suspended or not yet started; its
+    /// thread resumes afterwards as if nothing happened (see [`machine::call`] for what is restored).
+    pub fn call_function(&self, addr: u64, args: &[u64]) -> Result<u64, TaskError> {
+        self.call(|r| Request::Call(addr, args.to_vec(), r))
     }
 
     pub(crate) fn read_raw(&self, addr: u64, len: usize) -> Result<Vec<u8>, TaskError> {
@@ -438,6 +446,17 @@ fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
         Request::Start(reply) => {
             state.held = false;
             let _ = reply.send(Ok(()));
+        }
+        Request::Call(addr, args, reply) => {
+            let result = if state.held || state.suspend_count > 0 {
+                machine::call(emu, addr, &args)
+            } else {
+                Err(TaskError::Os {
+                    op: "call a guest function",
+                    source: std::io::Error::other("the program must be suspended (or not yet started) first"),
+                })
+            };
+            let _ = reply.send(result);
         }
         Request::Kill => {}
     }

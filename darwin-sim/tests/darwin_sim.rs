@@ -721,3 +721,37 @@ fn darwin_run_passes_output_and_status_through() {
     assert!(stderr.contains("[darwin-sim] call _puts (x0="), "--trace shows libSystem calls: {stderr}");
     assert!(stderr.contains("[darwin-sim] block 0x"), "--trace shows basic blocks");
 }
+
+#[test]
+fn a_function_is_called_in_a_stopped_program_like_a_debugger_would_and_the_program_carries_on() {
+    let c = Counter::start(true);
+    let value = c.addr("_value");
+    c.wait_lines(5);
+    // Running: refused.
+    assert!(c.process.call_function(value, &[]).is_err());
+    let stopped = c.process.suspend().unwrap();
+    let before = stopped.task().threads().unwrap()[0];
+    let counter = c.read_counter();
+    assert_eq!(c.process.call_function(value, &[]).unwrap() as u32, 1);
+    // The call runs the program's code: it sees the program's globals as they are now.
+    let one = c.addr("_one");
+    stopped.task().write_data(one, &7u32.to_le_bytes()).unwrap();
+    assert_eq!(c.process.call_function(value, &[]).unwrap() as u32, 7);
+    // Nothing of the stopped thread changed.
+    let after = stopped.task().threads().unwrap()[0];
+    assert_eq!((after.pc, after.lr, after.sp, after.fp), (before.pc, before.lr, before.sp, before.fp));
+    assert_eq!(c.read_counter(), counter);
+    stopped.resume().unwrap();
+    c.wait_for_value(7);
+    let lines = c.lines();
+    for pair in lines.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "the counter jumped: {pair:?}");
+    }
+    // A call that faults is the call's error, not the program's end.
+    let stopped = c.process.suspend().unwrap();
+    assert!(c.process.call_function(8, &[]).is_err());
+    stopped.resume().unwrap();
+    let seen = c.lines().len();
+    c.wait_lines(seen + 3);
+    assert!(c.process.status().is_none(), "{:?}", c.process.status());
+}
