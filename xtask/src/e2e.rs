@@ -216,13 +216,13 @@ fn run_scenario(hcr_bin: &Path, scenario: &Scenario, aslr: bool, work: &Path) ->
         let step_started = Instant::now();
         match run_step(&mut hcr, scenario, step, &src) {
             Ok(summary) => outcome.lines.push(format!(
-                "ok   {label} {:<5} {:<48} {summary} ({:.1} s)",
+                "ok   {label:<32} {:<5} {:<48} {summary} ({:.1} s)",
                 step.name,
                 step.title,
                 step_started.elapsed().as_secs_f64()
             )),
             Err(failure) => {
-                outcome.lines.push(format!("FAIL {label} {:<5} {}", step.name, step.title));
+                outcome.lines.push(format!("FAIL {label:<32} {:<5} {}", step.name, step.title));
                 outcome.failure = Some(format!(
                     "FAIL {label} step {} ({}):\n  expected: {}\n  actual:   {}\n{}  hcr: {}\n  work folder: {}",
                     step.name,
@@ -240,7 +240,7 @@ fn run_scenario(hcr_bin: &Path, scenario: &Scenario, aslr: bool, work: &Path) ->
     if let Err(e) = hcr.exit() {
         outcome.failure = Some(format!("FAIL {label} at exit: {e}"));
     }
-    outcome.lines.push(format!("ok   {label} done in {:.1} s", started.elapsed().as_secs_f64()));
+    outcome.lines.push(format!("ok   {label:<32} done in {:.1} s", started.elapsed().as_secs_f64()));
     outcome
 }
 
@@ -400,6 +400,20 @@ fn check_report(view: &StepView<'_>, report: &Json, check: &ReportCheck) -> Resu
                 }
             }
             Ok(())
+        }
+        ReportCheck::Updated(symbol) => {
+            let changed = names_in(report, List::Changed);
+            let moved = names_in(report, List::Moved);
+            if changed.iter().chain(&moved).any(|(name, _)| name == symbol) {
+                return Ok(());
+            }
+            let list = |names: &[(String, Option<String>)]| {
+                names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            };
+            Err(view.fail(
+                format!("{symbol} changed in place or moved"),
+                format!("`changed_in_place` is [{}], `moved` is [{}]", list(&changed), list(&moved)),
+            ))
         }
     }
 }

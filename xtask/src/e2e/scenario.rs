@@ -80,6 +80,8 @@ pub enum List {
     Kept,
     Reset,
     Import,
+    /// Translation units compiled by the update (file names).
+    Recompiled,
 }
 
 impl List {
@@ -93,6 +95,7 @@ impl List {
             List::Kept => "globals_kept",
             List::Reset => "globals_reset",
             List::Import => "new_imports",
+            List::Recompiled => "recompiled",
         }
     }
 }
@@ -104,6 +107,9 @@ pub enum ReportCheck {
     In { list: List, symbol: String, reason: Option<String> },
     /// The symbol is in none of added, changed, moved and removed.
     Untouched(String),
+    /// The symbol was changed in place or moved: either is right for a function a thread may be inside at the
+    /// moment of the update, which is moved rather than overwritten.
+    Updated(String),
 }
 
 /// An expectation on the program's output after the command.
@@ -243,6 +249,7 @@ fn step_directive(step: &mut Step, word: &str, rest: &str, words: &[String]) -> 
         "kept" => Some(List::Kept),
         "reset" => Some(List::Reset),
         "import" => Some(List::Import),
+        "recompiled" => Some(List::Recompiled),
         _ => None,
     };
     if let Some(list) = list {
@@ -256,6 +263,7 @@ fn step_directive(step: &mut Step, word: &str, rest: &str, words: &[String]) -> 
     }
     match word {
         "untouched" => step.report.push(ReportCheck::Untouched(symbol(word)?)),
+        "updated" => step.report.push(ReportCheck::Updated(symbol(word)?)),
         "delete" if !is_start => {
             if words.len() != 1 || rest.contains("..") {
                 return Err("`delete` takes one file name inside src/".into());

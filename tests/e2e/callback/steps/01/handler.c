@@ -1,0 +1,1 @@
+int handle(int event) { return 2; }

@@ -1,0 +1,9 @@
+#include <stdio.h>
+
+int frames = 0;
+
+void tick(void) {
+    frames++;
+    printf("tick v1: frames=%d\n", frames);
+    fflush(stdout);
+}

@@ -1,0 +1,3 @@
+#include "units.h"
+
+int area_of(int n) { return n * SCALE * SCALE; }

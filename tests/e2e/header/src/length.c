@@ -1,0 +1,3 @@
+#include "units.h"
+
+int length_of(int n) { return n * SCALE; }

@@ -1,0 +1,9 @@
+#include <stdio.h>
+
+int counter = 7;
+
+void tick(void) {
+    counter++;
+    printf("counter=%d\n", counter);
+    fflush(stdout);
+}
