@@ -122,3 +122,7 @@ mod differential;
 #[cfg(feature = "sim")]
 #[path = "hcr/live.rs"]
 mod live;
+
+#[cfg(feature = "sim")]
+#[path = "hcr/generated.rs"]
+mod generated;
