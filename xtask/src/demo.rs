@@ -47,25 +47,52 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut hcr = Hcr::launch(&launch)?;
     wait_lines(&hcr, 6);
 
-    for (step, what) in EDITS {
+    for (index, (step, what)) in EDITS.iter().enumerate() {
         println!("== edit bar.c: {what}");
         e2e::copy_tree(&seed.join("steps").join(step), &src)?;
         print_file(&src.join("bar.c"))?;
         let (_, response) = hcr.request(|id| format!("{{\"id\":{id},\"cmd\":\"hot_update\"}}"))?;
         println!("== hot_update: {}", describe(&response));
-        wait_lines(&hcr, 8);
+        if index + 1 < EDITS.len() {
+            wait_lines(&hcr, 8);
+        }
     }
 
-    let (state, status) = hcr.process_state()?;
-    println!("== status: {state} {status}");
+    // hcr prints each `status` answer on its stderr too; the demo shows its own summary instead.
+    let (state, status) = final_state(&mut hcr)?;
+    println!("== status: {state}: {status}");
+    let hcr_lines = hcr.out.since(0);
     let result = hcr.exit();
     let _ = fs::remove_dir_all(&work);
     result?;
     if state != "exited" || !status.contains("abnormal exit") {
         return Err(format!("the demo expected the assert to end the program, but it is {state} {status}"));
     }
-    println!("== done: acc kept its value across both updates; the second one made main's assert fire");
+    let kept = acc_kept(&hcr_lines)?;
+    println!(
+        "== done: across the first update acc went from {} to {} (main kept looping with its state); the second made its assert fire",
+        kept.0, kept.1
+    );
     Ok(())
+}
+
+/// The program's `acc` just before and just after `bar` first returned 7, checking that the loop carried on
+/// with its state: the step between them is one iteration's worth (5 from the old `bar`, or 7 from the new one
+/// when the update landed after `addToBar`).
+fn acc_kept(lines: &[String]) -> Result<(i64, i64), String> {
+    let parse = |line: &str| -> Option<(i64, i64)> {
+        let (acc, bar) = line.strip_prefix("acc=")?.split_once(" bar=")?;
+        Some((acc.parse().ok()?, bar.parse().ok()?))
+    };
+    let values: Vec<(i64, i64)> = lines.iter().filter_map(|l| parse(l)).collect();
+    let pair = values.windows(2).find(|w| w[0].1 == 5 && w[1].1 == 7);
+    match pair {
+        Some(&[(before, _), (after, _)]) if [5, 7].contains(&(after - before)) => Ok((before, after)),
+        Some(&[(before, _), (after, _)]) => {
+            Err(format!("acc jumped from {before} to {after} across the update: main's state was not kept"))
+        }
+        _ => Err("the program never printed bar=7 right after bar=5".into()),
+    }
 }
 
 /// The response in one line: the report's lists and what was written, or the error.
@@ -93,6 +120,19 @@ fn print_file(path: &std::path::Path) -> Result<(), String> {
         println!("   {line}");
     }
     Ok(())
+}
+
+/// The process's state once it has ended (or after 5 s), without echoing hcr's stderr meanwhile.
+fn final_state(hcr: &mut Hcr) -> Result<(String, String), String> {
+    hcr.err.set_echo(None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (state, status) = hcr.process_state()?;
+        if state == "exited" || std::time::Instant::now() >= deadline {
+            return Ok((state, status));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Lets the program print `n` more lines (or end), so the effect of the last step shows.

@@ -599,3 +599,24 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lists_are_read_by_symbol() {
+        let response = json::parse(
+            r#"{"id":3,"ok":true,"report":{"added":["_sink"],"changed_in_place":[],"moved":[{"from":1,"reason":"live","symbol":"_work","to":2}],"globals_reset":[{"reason":"its size or alignment changed","symbol":"_counter"}],"new_imports":["_puts"]}}"#,
+        )
+        .unwrap();
+        let report = response.get("report").unwrap();
+        assert_eq!(names_in(report, List::Moved), [("_work".to_string(), Some("live".to_string()))]);
+        assert_eq!(names_in(report, List::Reset)[0].0, "_counter");
+        assert_eq!(names_in(report, List::Added), [("_sink".to_string(), None)]);
+        assert!(names_in(report, List::Changed).is_empty());
+        assert!(names_in(report, List::Kept).is_empty(), "a missing list is empty");
+        assert_eq!(report_summary(report), "moved _work (live); added _sink; reset _counter; imported _puts");
+        assert_eq!(report_summary(&Json::Null), "ok");
+    }
+}
