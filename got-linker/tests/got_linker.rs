@@ -258,6 +258,8 @@ fn an_undefined_symbol_names_every_referencing_atom_and_object() {
     assert!(message.contains("other.o"), "{message}");
 }
 
+#[path = "got_linker/broken.rs"]
+mod broken;
 #[path = "got_linker/corpus.rs"]
 mod corpus;
 #[path = "got_linker/incremental.rs"]

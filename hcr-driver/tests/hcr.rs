@@ -88,6 +88,22 @@ fn an_undefined_symbol_names_the_function_and_leaves_the_executable_alone() {
 }
 
 #[test]
+fn a_corrupt_object_is_named_and_the_executable_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let before = std::fs::read(dir.path().join("prog")).unwrap();
+    // An object truncated in the middle of its load commands, given instead of util.c.
+    std::fs::write(dir.path().join("util.o"), &before[..100]).unwrap();
+    let out = hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.o"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("util.o"), "{err}");
+    assert_eq!(std::fs::read(dir.path().join("prog")).unwrap(), before);
+}
+
+#[test]
 fn layout_shows_the_map_and_what_the_last_update_moved() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
