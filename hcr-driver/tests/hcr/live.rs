@@ -303,3 +303,49 @@ int main(void) {
     let mark = hcr.output_len();
     hcr.wait_for("tick 2 base 500", mark);
 }
+
+#[test]
+fn a_killed_compiler_and_two_simultaneous_updates_leave_hcr_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    // The compiler is a script, so that the test can make it die mid-update.
+    let cc = dir.path().join("cc.sh");
+    std::fs::write(&cc, "#!/bin/sh\nexec clang-19 \"$@\"\n").unwrap();
+    std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("main.c"), TICKER).unwrap();
+    std::fs::write(dir.path().join("tick.c"), "int tick(int n) { return n * 0 + 1; }\n").unwrap();
+    let mut hcr = Hcr::start(dir.path(), &["main.c", "tick.c"], &["--cc", cc.to_str().unwrap()]);
+    hcr.wait_for("tick 1 count", 0);
+
+    std::fs::write(&cc, "#!/bin/sh\nkill -9 $$\n").unwrap();
+    std::fs::write(dir.path().join("tick.c"), "int tick(int n) { return n * 0 + 2; }\n").unwrap();
+    let response = hcr.request("hot_update", "");
+    assert_eq!(response["error"]["kind"], "compile", "{response}");
+    let mark = hcr.output_len();
+    hcr.wait_for("tick 1 count", mark);
+
+    // The compiler is back; two clients ask for an update at the same moment: both are answered, one after the
+    // other, and the program runs the new code.
+    std::fs::write(&cc, "#!/bin/sh\nexec clang-19 \"$@\"\n").unwrap();
+    let socket = dir.path().join("hcr.sock");
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut stream = BufReader::new(UnixStream::connect(&socket).unwrap());
+                let mut greeting = String::new();
+                stream.read_line(&mut greeting).unwrap();
+                stream.get_mut().write_all(b"{\"id\":7,\"cmd\":\"hot_update\"}\n").unwrap();
+                let mut response = String::new();
+                stream.read_line(&mut response).unwrap();
+                serde_json::from_str::<serde_json::Value>(&response).unwrap()
+            })
+        })
+        .collect();
+    for client in clients {
+        let response = client.join().unwrap();
+        assert_eq!(response["id"], 7, "{response}");
+        assert_eq!(response["ok"], true, "{response}");
+    }
+    let mark = hcr.output_len();
+    hcr.wait_for("tick 2 count", mark);
+}
