@@ -3,6 +3,7 @@
 //! One file per subcommand. xtask has no dependencies on purpose: it must build on a bare machine, before
 //! `setup` has installed anything, and it must not need the toolchain it installs.
 
+mod bench;
 mod ci;
 mod cmd;
 mod demo;
@@ -21,7 +22,7 @@ commands:
   ci      setup, then formatting, clippy (host and aarch64-apple-darwin), macOS type-check, and every test
   gen     write a generated C program: --out DIR [--functions N] [--units M] [--seed S] [--edit F]
   e2e     hot-reload scenarios end to end (tests/e2e/): [--jobs N] [--keep] [--hcr PATH] [SCENARIO...]
-  bench   benchmarks against ld64.lld-19 (not available yet: needs the linker and the driver)
+  bench   patch latency and link speed against ld64.lld-19: [--quick] [--write-md] [--sizes N,N...] [--reps R]
   demo    a scripted hot-reload session of the seed example, narrated
 ";
 
@@ -33,9 +34,7 @@ fn main() -> ExitCode {
         Some("gen") => generate::run(&args[1..]),
         Some("e2e") => e2e::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
-        Some(cmd @ "bench") => Err(format!(
-            "`cargo xtask {cmd}` is not available yet: it needs the hcr driver, which is not written yet"
-        )),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
