@@ -1,0 +1,3 @@
+int bar(void) { return 5; }
+
+void addToBar(int *acc) { *acc += bar(); }
