@@ -162,7 +162,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let run = report::Run {
         machine,
         quick: options.quick,
-        profile: if options.release { "release" } else { "debug" },
+        profile: match &options.hcr {
+            Some(path) => format!("{} (--hcr)", path.display()),
+            None if options.release => "release".into(),
+            None => "debug".into(),
+        },
         seconds: started.elapsed().as_secs_f64(),
         results,
     };

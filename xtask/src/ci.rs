@@ -40,5 +40,6 @@ pub fn run() -> Result<(), String> {
     if totals.passed == 0 {
         return Err("no test ran".to_string());
     }
+    crate::bench::run(&["--quick".to_string()])?; // smoke test of `cargo xtask bench`: no timing assertions
     Ok(())
 }

@@ -3,13 +3,14 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::program::{self, Program};
-use super::stats::{Sample, span_busy_ms};
+use super::stats::{Sample, span_busy_ms, span_gap_ms};
 use crate::e2e::{Hcr, Json, Launch};
 use crate::progen;
 
@@ -68,6 +69,9 @@ pub struct SizeResult {
     pub edit_to_response: Sample,
     /// From writing the edited source to the first line printed by a pass of `main` that ran after the patch.
     pub edit_to_output: Sample,
+    /// Whether hcr printed spans without durations, so that the `link.update` times were taken from the
+    /// arrival of its stderr lines (see [`span_gap_ms`]).
+    pub link_from_lines: bool,
     /// What failed or looked wrong, with the numbers that were measured before.
     pub problems: Vec<String>,
 }
@@ -77,6 +81,21 @@ struct Finished {
     wall_ms: f64,
     stdout: String,
     stderr: String,
+    /// Each stderr line with the milliseconds since the spawn at which it was read.
+    stderr_lines: Vec<(f64, String)>,
+}
+
+impl Finished {
+    /// The linker's time in an `hcr --time build`: `link.update`'s `time.busy` when hcr prints durations, else
+    /// the gap between the arrival of the `compile` and `link.update` closing lines (`true` in the result).
+    fn link_ms(&self) -> Result<(f64, bool), String> {
+        if let Some(busy) = span_busy_ms(&self.stderr, "link.update") {
+            return Ok((busy, false));
+        }
+        span_gap_ms(&self.stderr_lines, "compile", "link.update")
+            .map(|gap| (gap, true))
+            .ok_or_else(|| format!("`hcr --time build` printed no link.update span:\n{}", self.stderr))
+    }
 }
 
 /// Runs `program args` in `dir` with stdout and stderr going to files in `logs`, timing the process from spawn
@@ -89,18 +108,29 @@ fn timed(program: &Path, args: &[OsString], dir: &Path, logs: &Path) -> Result<F
         if args.len() > 8 { format!(" … ({} arguments)", args.len()) } else { String::new() }
     );
     fs::create_dir_all(logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
-    let (out_path, err_path) = (logs.join("stdout"), logs.join("stderr"));
-    let file = |path: &Path| fs::File::create(path).map_err(|e| format!("creating {}: {e}", path.display()));
+    let out_path = logs.join("stdout");
+    let out_file =
+        fs::File::create(&out_path).map_err(|e| format!("creating {}: {e}", out_path.display()))?;
     let started = Instant::now();
     let mut child = Command::new(program)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(file(&out_path)?)
-        .stderr(file(&err_path)?)
+        .stdout(out_file)
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start `{line}`: {e}"))?;
     let pid = child.id();
+    // stderr is read as it comes, each line stamped, so that spans can be timed from outside too.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for text in BufReader::new(stderr).lines() {
+            let Ok(text) = text else { break };
+            lines.push((started.elapsed().as_secs_f64() * 1e3, text));
+        }
+        lines
+    });
     let (done, ended) = mpsc::channel();
     std::thread::spawn(move || {
         let status = child.wait();
@@ -117,12 +147,14 @@ fn timed(program: &Path, args: &[OsString], dir: &Path, logs: &Path) -> Result<F
     };
     let status = status.map_err(|e| format!("waiting for `{line}`: {e}"))?;
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
-    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    let stderr_lines = reader.join().unwrap_or_default();
+    let stderr: String = stderr_lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let _ = fs::write(logs.join("stderr"), &stderr);
     if !status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
         return Err(format!("`{line}` failed ({status}):\n{}", tail.join("\n")));
     }
-    Ok(Finished { wall_ms: (at - started).as_secs_f64() * 1e3, stdout, stderr })
+    Ok(Finished { wall_ms: (at - started).as_secs_f64() * 1e3, stdout, stderr, stderr_lines })
 }
 
 fn os_args(args: &[&str], objects: &[PathBuf]) -> Vec<OsString> {
@@ -210,9 +242,9 @@ fn cold_links(
         let _ = fs::remove_dir_all(&cold);
         fs::create_dir_all(&cold).map_err(|e| format!("creating {}: {e}", cold.display()))?;
         let built = timed(&tools.hcr, &hcr_args, &root, &logs)?;
-        let busy = span_busy_ms(&built.stderr, "link.update")
-            .ok_or_else(|| format!("`hcr --time build` printed no link.update span:\n{}", built.stderr))?;
-        result.hcr_cold_link.push(busy);
+        let (link, from_lines) = built.link_ms()?;
+        result.link_from_lines |= from_lines;
+        result.hcr_cold_link.push(link);
         result.hcr_cold_wall.push(built.wall_ms);
         result.lld_chained.push(timed(&lld, &chained, &root, &logs)?.wall_ms);
         result.lld_opcodes.push(timed(&lld, &opcodes, &root, &logs)?.wall_ms);
@@ -253,9 +285,9 @@ fn incremental(
         if !built.stdout.contains("incremental link") {
             return Err(format!("the build after the edit was not incremental: {}", built.stdout.trim()));
         }
-        let busy = span_busy_ms(&built.stderr, "link.update")
-            .ok_or_else(|| format!("`hcr --time build` printed no link.update span:\n{}", built.stderr))?;
-        result.incr_link.push(busy);
+        let (link, from_lines) = built.link_ms()?;
+        result.link_from_lines |= from_lines;
+        result.incr_link.push(link);
         result.incr_wall.push(built.wall_ms);
     }
     Ok(())

@@ -68,7 +68,8 @@ pub fn memory_gib(meminfo: &str) -> Option<f64> {
 pub struct Run {
     pub machine: Machine,
     pub quick: bool,
-    pub profile: &'static str,
+    /// How hcr was built: `release`, `debug`, or the binary given with `--hcr`.
+    pub profile: String,
     pub seconds: f64,
     pub results: Vec<SizeResult>,
 }
@@ -251,7 +252,8 @@ pub fn json_string(s: &str) -> String {
 /// A number as JSON (`null` for nothing, or for a value JSON cannot hold).
 fn json_number(value: Option<f64>) -> String {
     match value {
-        Some(v) if v.is_finite() => format!("{v}"),
+        // Four decimals are far below the noise of any of these measurements.
+        Some(v) if v.is_finite() => format!("{}", (v * 1e4).round() / 1e4),
         _ => "null".into(),
     }
 }
@@ -277,7 +279,7 @@ pub fn json(run: &Run) -> String {
         json_string(&m.date)
     );
     let _ = writeln!(out, "  \"quick\": {},", run.quick);
-    let _ = writeln!(out, "  \"hcr_profile\": {},", json_string(run.profile));
+    let _ = writeln!(out, "  \"hcr_profile\": {},", json_string(&run.profile));
     let _ = writeln!(out, "  \"seconds\": {},", json_number(Some(run.seconds)));
     let _ = writeln!(out, "  \"tick_us\": {TICK_US},");
     out.push_str("  \"sizes\": [\n");
@@ -298,6 +300,11 @@ pub fn json(run: &Run) -> String {
             ",\n     \"hcr_cold_link_over_lld\":{},\n     \"incr_link_over_lld\":{}",
             json_number(ratio(r.hcr_cold_link.median(), lld)),
             json_number(ratio(r.incr_link.median(), lld))
+        );
+        let _ = write!(
+            out,
+            ",\n     \"link_time_from\":{}",
+            json_string(if r.link_from_lines { "stderr line arrival" } else { "time.busy" })
         );
         let problems: Vec<String> = r.problems.iter().map(|p| json_string(p)).collect();
         let _ = write!(out, ",\n     \"problems\":[{}]}}", problems.join(","));
@@ -534,7 +541,7 @@ pub fn markdown(run: &Run, svg_path: &str) -> String {
     let _ = writeln!(out, "## Machine\n");
     let _ = writeln!(
         out,
-        "- {} CPUs (`nproc`), {}, {} of memory, {}\n- commit `{}`, {}; hcr built in the `{}` profile; the whole run took {:.0} s{}",
+        "- {} CPUs (`nproc`), {}, {} of memory, {}\n- commit `{}`, {}; hcr: `{}`; the whole run took {:.0} s{}",
         m.cpus,
         m.cpu_model,
         m.memory_gib.map_or("unknown".into(), |g| format!("{g:.1} GiB")),
@@ -560,6 +567,15 @@ pub fn markdown(run: &Run, svg_path: &str) -> String {
          `darwin_sim::sdk::LD_FLAGS` and `-syslibroot sim-sdk`. `hcr / ld64.lld` is `link.update` over \
          `-no_fixup_chains` (the fixup style hcr writes).\n\n",
     );
+    if run.results.iter().any(|r| r.link_from_lines) {
+        out.push_str(
+            "**How `link.update` was timed in this run.** The `hcr` measured prints its `--time` spans without \
+             durations (`INFO link.update{objects=11}: close`, no `time.busy`: tracing-subscriber's `without_time()` \
+             also turns span timings off). The bench therefore stamps each of hcr's stderr lines as it arrives and \
+             takes the gap between the `compile` and the `link.update` closing lines: the link plus the copy of the \
+             linker state it starts from, plus pipe latency. Once hcr prints `time.busy`, the bench uses it.\n\n",
+        );
+    }
     out.push_str("## One-function edit (medians, ms unless stated)\n\n");
     out.push_str(&markdown_table(&update));
     let _ = writeln!(
@@ -633,7 +649,7 @@ mod tests {
             commit: "abc".into(),
             date: "today".into(),
         };
-        Run { machine, quick: false, profile: "release", seconds: 1.0, results }
+        Run { machine, quick: false, profile: "release".into(), seconds: 1.0, results }
     }
 
     #[test]

@@ -60,6 +60,30 @@ pub fn span_busy_ms(stderr: &str, span: &str) -> Option<f64> {
     })
 }
 
+/// When `--time` prints spans without durations (`INFO link.update{objects=12}: close`), the span's time as seen
+/// from outside: from the arrival of the last line closing `before` ahead of it to the arrival of the line
+/// closing `span` (both innermost on their line), in milliseconds. `lines` holds each stderr line with the
+/// milliseconds since the process started at which it was read.
+///
+/// For `hcr build`, `compile` (compiling and parsing every object) closes right before the link starts, so the
+/// gap from `compile` to `link.update` is the link plus the copy of the linker it starts with.
+pub fn span_gap_ms(lines: &[(f64, String)], before: &str, span: &str) -> Option<f64> {
+    let closes = |line: &str, name: &str| {
+        let Some(at) = line.find(name) else { return false };
+        let mut after = &line[at + name.len()..];
+        if after.starts_with('{') {
+            match after.find('}') {
+                Some(end) => after = &after[end + 1..],
+                None => return false,
+            }
+        }
+        after.starts_with(": close") && line[..at].ends_with(' ')
+    };
+    let end = lines.iter().rposition(|(_, l)| closes(l, span))?;
+    let start = lines[..end].iter().rposition(|(_, l)| closes(l, before))?;
+    Some(lines[end].0 - lines[start].0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +117,22 @@ hcr: prog (3 compiled, full link): 12 atoms added";
         assert_eq!(span_busy_ms(stderr, "link.update"), Some(2.5));
         assert_eq!(span_busy_ms(stderr, "compile"), Some(40.0));
         assert_eq!(span_busy_ms(stderr, "relocate"), None);
+        assert_eq!(span_busy_ms(" INFO link.update{objects=3}: close", "link.update"), None);
+    }
+
+    #[test]
+    fn the_gap_between_two_closing_lines() {
+        let lines: Vec<(f64, String)> = [
+            (5.0, " INFO compile: close"),
+            (6.0, " INFO link.update{objects=3}:prepare: close"),
+            (9.5, " INFO link.update{objects=3}: close"),
+            (30.0, " INFO compile: close"),
+        ]
+        .iter()
+        .map(|(t, l)| (*t, l.to_string()))
+        .collect();
+        assert_eq!(span_gap_ms(&lines, "compile", "link.update"), Some(4.5));
+        assert_eq!(span_gap_ms(&lines, "compile", "relocate"), None);
+        assert_eq!(span_gap_ms(&lines[1..], "compile", "link.update"), None, "no compile before the link");
     }
 }
