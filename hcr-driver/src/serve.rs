@@ -23,7 +23,13 @@ use crate::watch::Watcher;
 enum From {
     Terminal,
     Watch(BTreeSet<PathBuf>),
-    Socket { id: u64, reply: Sender<String> },
+    /// The serving thread writes the response itself, so that even `exit`'s answer is written before hcr ends;
+    /// `done` then lets the connection read its next request.
+    Socket {
+        id: u64,
+        stream: UnixStream,
+        done: Sender<()>,
+    },
 }
 
 enum Event {
@@ -80,16 +86,27 @@ pub fn serve<L: Launcher>(session: &mut Session<L>, options: &ServeOptions) -> a
         let exit = command == Command::Exit;
         let result = execute(session, &command);
         match (&from, &result) {
-            (From::Socket { id, reply }, Ok(outcome)) => {
-                let _ = reply.send(protocol::ok_response(*id, outcome.to_json()));
+            (From::Socket { id, stream, done }, result) => {
+                let line = match result {
+                    Ok(outcome) => protocol::ok_response(*id, outcome.to_json()),
+                    Err(e) => protocol::error_response(&RequestError {
+                        id: Some(*id),
+                        kind: e.kind,
+                        message: e.message.clone(),
+                    }),
+                };
+                // A client that went away has no one to tell.
+                let _ = writeln!(&*stream, "{line}");
+                let _ = done.send(());
+                // The terminal shows what updates did, whoever asked; answers to queries go to the asker only.
+                if matches!(command, Command::Update | Command::HotUpdate | Command::UpdateAndRun)
+                    || result.is_err()
+                {
+                    print_outcome(&command, result, options.verbose);
+                }
             }
-            (From::Socket { id, reply }, Err(e)) => {
-                let error = RequestError { id: Some(*id), kind: e.kind, message: e.message.clone() };
-                let _ = reply.send(protocol::error_response(&error));
-            }
-            _ => {}
+            _ => print_outcome(&command, &result, options.verbose),
         }
-        print_outcome(&command, &result, options.verbose);
         if let Some(files) = &watched
             && result.is_ok()
         {
@@ -208,14 +225,15 @@ fn spawn_socket(path: &std::path::Path, events: Sender<Event>) -> anyhow::Result
     Ok(())
 }
 
-/// One client: the greeting, then one response per request, in order.
+/// One client: the greeting, then one response per request, in order (the serving thread writes each response
+/// and says when it has).
 fn connection(stream: UnixStream, events: &Sender<Event>) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::new(stream);
     if writeln!(writer, "{}", protocol::greeting()).is_err() {
         return;
     }
-    let (reply, answers): (Sender<String>, Receiver<String>) = channel();
+    let (done, written): (Sender<()>, Receiver<()>) = channel();
     loop {
         let line = match protocol::read_line_bounded(&mut reader, protocol::MAX_REQUEST_BYTES) {
             Ok(Line::Line(line)) => line,
@@ -235,21 +253,19 @@ fn connection(stream: UnixStream, events: &Sender<Event>) {
             }
             Ok(Line::Eof) | Err(_) => return,
         };
-        let answer = match protocol::parse_request(&line) {
+        match protocol::parse_request(&line) {
             Ok(request) => {
-                let from = From::Socket { id: request.id, reply: reply.clone() };
-                if events.send(Event::Command(request.command, from)).is_err() {
+                let Ok(stream) = writer.try_clone() else { return };
+                let from = From::Socket { id: request.id, stream, done: done.clone() };
+                if events.send(Event::Command(request.command, from)).is_err() || written.recv().is_err() {
                     return;
                 }
-                match answers.recv() {
-                    Ok(answer) => answer,
-                    Err(_) => return,
+            }
+            Err(error) => {
+                if writeln!(writer, "{}", protocol::error_response(&error)).is_err() {
+                    return;
                 }
             }
-            Err(error) => protocol::error_response(&error),
-        };
-        if writeln!(writer, "{answer}").is_err() {
-            return;
         }
     }
 }

@@ -164,8 +164,12 @@ impl<L: Launcher> Session<L> {
         let live = LiveCode::scan(task, text.start.0 + slide..text.end.0 + slide, slide)
             .map_err(|e| task_error("reading the program's threads", e))?;
         let linked = self.project.link(objects, &live)?;
-        let mut writes = import_binds(&linked.patch, target)?;
-        writes.extend(linked.patch.writes.iter().cloned());
+        // New imports are bound with the other cell stores: after the code and data that may use them (the
+        // order `apply` checks), before the cells that publish that code.
+        let binds = import_binds(&linked.patch, target)?;
+        let mut writes = linked.patch.writes.clone();
+        let first_cell = writes.iter().position(|w| w.kind == WriteKind::Cell).unwrap_or(writes.len());
+        writes.splice(first_cell..first_cell, binds);
         let write_started = Instant::now();
         self.project.write_file(&linked).map_err(internal)?;
         let write_file = write_started.elapsed();
