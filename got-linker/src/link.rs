@@ -459,7 +459,7 @@ impl Linker {
             return Ok(false);
         }
         let name = p.key.display_name();
-        let section = output_section(p.class);
+        let section = output_section(p);
         let Some(old) = self.atoms.get(&p.key) else {
             let id =
                 self.image.add_atom(&name, section, p.size, p.align, p.external).map_err(layout(&name))?;
@@ -470,7 +470,7 @@ impl Linker {
             return Ok(true);
         };
         let (id, old_addr, old_size) = (old.id, old.addr, old.prepared.size);
-        if output_section(old.prepared.class) != section {
+        if output_section(&old.prepared) != section {
             // A change of kind (say, a global that was zero and now has an initializer): new storage, and the old
             // stays where stale pointers may still reach it.
             self.image.retire_atom(id).map_err(layout(&name))?;
@@ -512,9 +512,18 @@ impl Linker {
                 plan.changed.insert(p.key.clone());
             }
             AtomClass::Data | AtomClass::Bss if !same_shape => {
-                let (_, _old_slot) = self.image.move_atom_keeping_old(id, p.size).map_err(layout(&name))?;
+                // Fresh storage with the new size and alignment; the old stays allocated, because a stale pointer
+                // in the running program may still reach it.
+                self.image.retire_atom(id).map_err(layout(&name))?;
+                let id = self
+                    .image
+                    .add_atom(&name, section, p.size, p.align, p.external)
+                    .map_err(layout(&name))?;
+                let addr = self.image.atom(id).addr.0;
+                self.insert(p, id, addr);
                 summary.globals_reset.push(name);
                 plan.fresh.insert(p.key.clone());
+                return Ok(true);
             }
             AtomClass::Data | AtomClass::Bss if !same => {
                 summary.globals_kept.push(name);
@@ -564,8 +573,10 @@ impl Linker {
                     !live.is_live(old.addr..old.addr + old.prepared.size)
                         && p.size <= self.image.atom(old.id).capacity
                 }
-                (AtomClass::Data, AtomClass::Data) | (AtomClass::Bss, AtomClass::Bss) => {
-                    old.prepared.size == p.size && old.prepared.align == p.align
+                (a, b) if a.is_state() && b.is_state() => {
+                    output_section(&old.prepared) == output_section(p)
+                        && old.prepared.size == p.size
+                        && old.prepared.align == p.align
                 }
                 _ => false,
             };
@@ -755,8 +766,13 @@ impl Linker {
                 }
             }
             let fresh = plan.fresh.contains(&p.key);
-            if p.class != AtomClass::Bss {
-                self.image.write_atom(id, &bytes).map_err(layout(&name))?;
+            match output_section(p) {
+                Section::Bss => {}
+                // A small zero-initialised global in `__DATA` is zeros in the file.
+                _ if p.class == AtomClass::Bss => {
+                    self.image.write_atom(id, &vec![0; p.size as usize]).map_err(layout(&name))?;
+                }
+                _ => self.image.write_atom(id, &bytes).map_err(layout(&name))?,
             }
             match p.class {
                 AtomClass::Code => {
@@ -1123,14 +1139,23 @@ fn target_display(target: &Target) -> String {
 
 /// The section each class of atom goes to. Constants that hold absolute addresses go to `__DATA`: dyld must
 /// slide them, and it does not write to a plain read-only segment.
-fn output_section(class: AtomClass) -> Section {
-    match class {
+///
+/// Small zero-initialised globals go to `__DATA` too, as zeros in the file: a global that is `= 0` today and
+/// `= 5` tomorrow then keeps its address and its running value (contract item 4) instead of having to move from
+/// zero-fill to file-backed storage. Only large ones (arrays past [`SMALL_ZERO_FILL`] bytes) use `__BSS`, where
+/// they cost no file space.
+fn output_section(p: &Prepared) -> Section {
+    match p.class {
         AtomClass::Code => Section::Text,
         AtomClass::Const { pointers: false } | AtomClass::Literal => Section::Const,
         AtomClass::Const { pointers: true } | AtomClass::Data => Section::Data,
+        AtomClass::Bss if p.size <= SMALL_ZERO_FILL => Section::Data,
         AtomClass::Bss => Section::Bss,
     }
 }
+
+/// The largest zero-initialised global placed in `__DATA` rather than `__BSS`.
+const SMALL_ZERO_FILL: u64 = 4096;
 
 /// The smallest range outside which `a` and `b` are equal (empty if they are equal; `b`'s whole length if the
 /// lengths differ beyond the common part).
