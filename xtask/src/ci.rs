@@ -40,6 +40,8 @@ pub fn run() -> Result<(), String> {
     if totals.passed == 0 {
         return Err("no test ran".to_string());
     }
+    // The hot-reload scenarios end to end (tests/e2e/), with ASLR on and off, against the simulator here.
+    crate::e2e::run(&[])?;
     crate::bench::run(&["--quick".to_string()])?; // smoke test of `cargo xtask bench`: no timing assertions
     Ok(())
 }
