@@ -9,8 +9,8 @@
 //! Each scenario prints one line per step; any failure prints the scenario, the step, what was expected and
 //! what actually happened (the response, the program's output and hcr's messages), and the run exits non-zero.
 
-mod hcr;
-mod json;
+pub mod hcr;
+pub mod json;
 mod scenario;
 
 use std::fs;

@@ -11,6 +11,7 @@ mod e2e;
 mod generate;
 mod progen;
 mod setup;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ commands:
   e2e     hot-reload scenarios end to end (tests/e2e/): [--jobs N] [--keep] [--hcr PATH] [SCENARIO...]
   bench   patch latency and link speed against ld64.lld-19: [--quick] [--write-md] [--sizes N,N...] [--reps R]
   demo    a scripted hot-reload session of the seed example, narrated
+  soak    many consecutive hot updates on one running program: [--updates N] [--functions F] [--check-every K]
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("gen") => generate::run(&args[1..]),
         Some("e2e") => e2e::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");

@@ -219,6 +219,11 @@ impl Hcr {
         Ok((answer, value))
     }
 
+    /// hcr's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process's `status` report: its state and, once it has ended, how.
     pub fn process_state(&mut self) -> Result<(String, String), String> {
         let (raw, value) = self.request(|id| format!("{{\"id\":{id},\"cmd\":\"status\"}}"))?;

@@ -1,0 +1,241 @@
+//! `cargo xtask soak [--updates N] [--functions F] [--check-every K]`: many consecutive hot updates on one running
+//! program.
+//!
+//! A generated program (`progen`) runs under `hcr run` in the simulator, printing a checksum every round, while
+//! one random function after another is edited and hot-applied through the control socket. Checked throughout:
+//! every update is applied and the program keeps running and printing; every K updates, the executable hcr keeps
+//! rewriting, launched fresh, prints exactly what a fresh `ld64.lld-19` link of the same sources prints (so the
+//! file stays valid after hundreds of incremental rewrites); hcr's memory stays flat; and the text reserve stays
+//! bounded (retired code comes back once no thread can return into it). The summary is printed at the end.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cmd;
+use crate::e2e::{
+    self,
+    hcr::{Hcr, Launch},
+};
+use crate::progen::{self, Params};
+
+struct Options {
+    updates: usize,
+    functions: usize,
+    check_every: usize,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options { updates: 1000, functions: 200, check_every: 50 };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> Result<usize, String> {
+            it.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} takes a number"))
+        };
+        match arg.as_str() {
+            "--updates" => options.updates = value("--updates")?,
+            "--functions" => options.functions = value("--functions")?.max(2),
+            "--check-every" => options.check_every = value("--check-every")?.max(1),
+            other => return Err(format!("soak: unknown argument `{other}`")),
+        }
+    }
+    Ok(options)
+}
+
+/// The program's `main`: a checksum over the first functions each round, forever; with an argument, one round
+/// and exit (for comparing fresh launches).
+fn main_source(functions: usize) -> String {
+    let mut text = String::from(
+        "#include <stdio.h>\n#include <unistd.h>\n#include \"prog.h\"\n\nstatic unsigned round_sum(void) {\n    unsigned sum = 0;\n",
+    );
+    for k in 0..functions.min(16) {
+        let _ = writeln!(text, "    sum = sum * 31u + (unsigned)f_{k}({k}, 2);");
+    }
+    text.push_str(
+        "    return sum;\n}\n\nint main(int argc, char **argv) {\n    (void)argv;\n    if (argc > 1) {\n        printf(\"checksum %u\\n\", round_sum());\n        return 0;\n    }\n    for (int round = 0; round < 100000000; round++) {\n        printf(\"round %d checksum %u\\n\", round, round_sum());\n        fflush(stdout);\n        usleep(5000);\n    }\n    return 0;\n}\n",
+    );
+    text
+}
+
+/// hcr's resident memory in KiB, from `/proc`.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The span of `__TEXT,__text` the image uses, from `hcr layout`.
+fn text_used(hcr: &Path, exe: &Path) -> Result<u64, String> {
+    let out = Command::new(hcr).arg("layout").arg(exe).output().map_err(|e| format!("hcr layout: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut end = 0u64;
+    let mut start = u64::MAX;
+    for line in text.lines().filter(|l| l.contains("__TEXT,__text") && !l.ends_with("__mh_execute_header")) {
+        let mut words = line.split_whitespace();
+        let (Some(addr), Some(size)) = (words.next(), words.next()) else { continue };
+        let addr =
+            u64::from_str_radix(addr.trim_start_matches("0x"), 16).map_err(|e| format!("{line}: {e}"))?;
+        let size: u64 = size.parse().map_err(|e| format!("{line}: {e}"))?;
+        start = start.min(addr);
+        end = end.max(addr + size);
+    }
+    Ok(end.saturating_sub(start))
+}
+
+/// What `darwin-run EXE once` prints.
+fn run_once(darwin_run: &Path, exe: &Path) -> Result<String, String> {
+    let out =
+        Command::new(darwin_run).arg(exe).arg("once").output().map_err(|e| format!("darwin-run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            exe.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A fresh link of the sources in `src` by ld64.lld-19.
+fn fresh_link(src: &Path, out: &Path) -> Result<(), String> {
+    let sdk = cmd::workspace_root().join("sim-sdk");
+    let mut objects = Vec::new();
+    for entry in std::fs::read_dir(src).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "c") {
+            let object = out.with_file_name(path.file_name().unwrap_or_default()).with_extension("o");
+            let status = Command::new("clang-19")
+                .args(["--target=arm64-apple-macos13", "-isysroot"])
+                .arg(&sdk)
+                .args(["-O0", "-fno-asynchronous-unwind-tables", "-c"])
+                .arg(&path)
+                .arg("-o")
+                .arg(&object)
+                .status()
+                .map_err(|e| format!("clang-19: {e}"))?;
+            if !status.success() {
+                return Err(format!("clang-19 failed on {}", path.display()));
+            }
+            objects.push(object);
+        }
+    }
+    let status = Command::new("ld64.lld-19")
+        .args(["-arch", "arm64", "-platform_version", "macos", "13.0", "13.0", "-lSystem", "-syslibroot"])
+        .arg(&sdk)
+        .args(&objects)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .map_err(|e| format!("ld64.lld-19: {e}"))?;
+    if status.success() { Ok(()) } else { Err("ld64.lld-19 failed".into()) }
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let options = parse(args)?;
+    let hcr_bin = e2e::build_hcr()?;
+    cmd::run("cargo", &["build", "-p", "darwin-sim", "--bin", "darwin-run"])?;
+    let darwin_run = hcr_bin.with_file_name("darwin-run");
+
+    let work = cmd::workspace_root().join("target").join("soak");
+    let _ = std::fs::remove_dir_all(&work);
+    let src = work.join("src");
+    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    let params = Params { functions: options.functions, units: (options.functions / 50).max(2), seed: 7 };
+    for file in progen::generate(params) {
+        let text = if file.name == "main.c" { main_source(options.functions) } else { file.text };
+        std::fs::write(src.join(&file.name), text).map_err(|e| e.to_string())?;
+    }
+    let mut sources: Vec<String> = (0..params.units).map(|u| format!("unit_{u}.c")).collect();
+    sources.push("main.c".into());
+    let flags = ["-O".to_string(), "0".to_string()];
+    let launch = Launch {
+        hcr: &hcr_bin,
+        backend: e2e::backend(),
+        src: &src,
+        work: &work,
+        sources: &sources,
+        flags: &flags,
+        args: &[],
+        aslr: true,
+        echo: false,
+    };
+    let mut hcr = Hcr::launch(&launch)?;
+    let pid = hcr.pid();
+    let exe = work.join("prog");
+    let (_, running) = hcr.out.wait(0, Duration::from_secs(60), |l| l.len() >= 2);
+    if !running {
+        return Err("the program did not start printing".into());
+    }
+    let started = Instant::now();
+    let text_at_start = text_used(&hcr_bin, &exe)?;
+    let mut rss = Vec::new();
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut divergences = Vec::new();
+    let mut max_text = text_at_start;
+    for update in 1..=options.updates {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let edited = (rng % params.functions as u64) as usize;
+        let file = progen::edit_one(params, edited, (update % 40) as u32 + 1);
+        std::fs::write(src.join(&file.name), &file.text).map_err(|e| e.to_string())?;
+        let mark = hcr.out.len();
+        let (raw, value) = hcr.request(|id| format!("{{\"id\":{id},\"cmd\":\"hot_update\"}}"))?;
+        let _ = value;
+        if !raw.contains("\"ok\":true") {
+            return Err(format!("update {update} (f_{edited}) was not applied: {raw}"));
+        }
+        let (_, progressing) = hcr.out.wait(mark, Duration::from_secs(30), |l| !l.is_empty());
+        if !progressing {
+            let (state, status) = hcr.process_state()?;
+            return Err(format!("after update {update} the program stopped printing ({state} {status})"));
+        }
+        if let Some(kib) = rss_kib(pid) {
+            rss.push(kib);
+        }
+        if update % options.check_every == 0 || update == options.updates {
+            max_text = max_text.max(text_used(&hcr_bin, &exe)?);
+            let fresh = work.join("fresh").join("prog");
+            std::fs::create_dir_all(fresh.parent().unwrap_or(&work)).map_err(|e| e.to_string())?;
+            fresh_link(&src, &fresh)?;
+            let (ours, theirs) = (run_once(&darwin_run, &exe)?, run_once(&darwin_run, &fresh)?);
+            if ours != theirs {
+                divergences.push(format!(
+                    "after update {update}: hcr's file prints {ours:?}, a fresh link {theirs:?}"
+                ));
+            }
+            println!(
+                "soak: {update} updates, {} s, hcr RSS {} KiB, text used {} KiB, {} divergences",
+                started.elapsed().as_secs(),
+                rss.last().copied().unwrap_or(0),
+                max_text / 1024,
+                divergences.len()
+            );
+        }
+    }
+    let (state, status) = hcr.process_state()?;
+    hcr.exit()?;
+    // Memory after the first tenth (warm caches) against the end: flat means no growth per update.
+    let warm = rss.get(rss.len() / 10).copied().unwrap_or(0);
+    let peak = rss.iter().copied().max().unwrap_or(0);
+    println!(
+        "soak summary: {} updates in {} s; {} divergences; program {state}{}; hcr RSS {warm} KiB after warm-up, \
+         {} KiB at the end, {peak} KiB at most; text reserve used {} KiB at start, {} KiB at most",
+        options.updates,
+        started.elapsed().as_secs(),
+        divergences.len(),
+        if status.is_empty() { String::new() } else { format!(" ({status})") },
+        rss.last().copied().unwrap_or(0),
+        text_at_start / 1024,
+        max_text / 1024,
+    );
+    if state != "running" {
+        return Err(format!("the program is not running at the end: {state} {status}"));
+    }
+    if !divergences.is_empty() {
+        return Err(divergences.join("\n"));
+    }
+    Ok(())
+}
