@@ -31,7 +31,7 @@ use crate::addr::{FileOffset, PAGE_SIZE, VmAddr, page_align};
 use crate::alloc::{AllocError, Grown, Padding, SectionAlloc, Slot};
 use crate::codesign::CodeSignature;
 use crate::linkedit::{
-    BindEntry, ExportEntry, RebaseEntry, SymbolTable, encode_bind, encode_export_trie,
+    BindEntry, ExportEntry, RebaseEntry, SymbolTable, SymtabRanges, encode_bind, encode_export_trie,
     encode_function_starts, encode_rebase,
 };
 use crate::load_commands::{self, Blob, Commands, SectionHeader, SegmentHeader};
@@ -254,6 +254,39 @@ pub struct Image {
     /// The segment headers the last render wrote, which the layout table prints.
     #[cfg_attr(feature = "serde", serde(skip))]
     last_segments: Vec<SegmentHeader>,
+    /// LINKEDIT as last encoded, kept while nothing it encodes changes (`None`: encode it again at the next
+    /// render). Every method that changes the listing of atoms, the rebases or the imports drops it.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    linkedit: Option<EncodedLinkedit>,
+    /// Where the file holds the encoded LINKEDIT padded to its capacity, `(offset, capacity)`, when the file
+    /// has those bytes since the last render; `None` when they must be written again.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    linkedit_written: Option<(u64, u64)>,
+}
+
+/// LINKEDIT's contents, with every piece's place relative to its start, and what the segment headers derive
+/// from the same listing of atoms.
+#[derive(Debug, Clone)]
+struct EncodedLinkedit {
+    bytes: Vec<u8>,
+    /// `(offset from LINKEDIT's start, size)` of each piece.
+    rebase: (u64, u32),
+    bind: (u64, u32),
+    export: (u64, u32),
+    function_starts: (u64, u32),
+    symtab: (u64, u32),
+    strtab: (u64, u32),
+    nsyms: u32,
+    dysymtab: SymtabRanges,
+    /// The largest alignment of each section's listed atoms (1 for none), which its section header records.
+    aligns: [u64; 6],
+}
+
+impl EncodedLinkedit {
+    /// A piece's place in the file when LINKEDIT starts at `linkedit_off` (an empty piece is at offset 0).
+    fn blob(linkedit_off: u64, (off, size): (u64, u32)) -> Blob {
+        Blob { off: if size == 0 { 0 } else { (linkedit_off + off) as u32 }, size }
+    }
 }
 
 impl Image {
@@ -288,6 +321,8 @@ impl Image {
             linkedit_capacity: 0,
             rendered_once: false,
             last_segments: Vec::new(),
+            linkedit: None,
+            linkedit_written: None,
         }
     }
 
@@ -318,6 +353,7 @@ impl Image {
             retired: false,
         });
         self.by_addr.insert(slot.addr, id);
+        self.linkedit = None;
         Ok(id)
     }
 
@@ -350,6 +386,7 @@ impl Image {
         self.by_addr.remove(&atom.addr);
         self.by_addr.insert(slot.addr, id);
         self.set_slot(id, slot);
+        self.linkedit = None;
         Ok(Placement::Moved { from: atom.addr, to: slot.addr })
     }
 
@@ -368,6 +405,7 @@ impl Image {
         self.by_addr.remove(&atom.addr);
         self.by_addr.insert(slot.addr, id);
         self.set_slot(id, slot);
+        self.linkedit = None;
         Ok((Placement::Moved { from: atom.addr, to: slot.addr }, old))
     }
 
@@ -375,7 +413,10 @@ impl Image {
     /// memory a running thread or a stale pointer may still use is not handed to another atom.
     pub fn retire_atom(&mut self, id: AtomId) -> Result<(), LayoutError> {
         let atom = self.live_atom(id)?.clone();
-        self.by_addr.remove(&atom.addr);
+        if self.by_addr.get(&atom.addr) == Some(&id) {
+            self.by_addr.remove(&atom.addr);
+            self.linkedit = None;
+        }
         self.atoms[id.0 as usize].retired = true;
         Ok(())
     }
@@ -394,6 +435,7 @@ impl Image {
         self.allocs[atom.section.index()].free(atom.addr)?;
         if self.by_addr.get(&atom.addr) == Some(&id) {
             self.by_addr.remove(&atom.addr);
+            self.linkedit = None;
         }
         self.atoms[id.0 as usize].live = false;
         Ok(())
@@ -442,12 +484,18 @@ impl Image {
 
     /// The absolute pointers in data that dyld must slide (replaces the previous set).
     pub fn set_rebases(&mut self, pointers: Vec<VmAddr>) {
-        self.rebases = pointers;
+        if self.rebases != pointers {
+            self.rebases = pointers;
+            self.linkedit = None;
+        }
     }
 
     /// The cells dyld binds to imports (replaces the previous set).
     pub fn set_imports(&mut self, imports: Vec<Import>) {
-        self.imports = imports;
+        if self.imports != imports {
+            self.imports = imports;
+            self.linkedit = None;
+        }
     }
 
     /// The file as last rendered.
@@ -460,6 +508,7 @@ impl Image {
     /// state); the layout table shows segments again after the next render.
     pub fn restore_file(&mut self, file: Vec<u8>) {
         self.file = file;
+        self.linkedit_written = None;
     }
 
     // --- file bookkeeping ---------------------------------------------------------------------------------
@@ -562,30 +611,14 @@ impl Image {
             }
         }
 
-        // LINKEDIT contents, in ld64's order.
+        // LINKEDIT contents, encoded again only when something they encode changed.
         let linkedit_off = page_align(self.segments_file_end());
-        let mut linkedit = Vec::new();
-        let mut piece = |bytes: Vec<u8>| {
-            let off = linkedit_off + linkedit.len() as u64;
-            let size = bytes.len() as u32;
-            linkedit.extend_from_slice(&bytes);
-            Blob { off: if size == 0 { 0 } else { off as u32 }, size }
-        };
-        let rebase = piece(encode_rebase(&self.rebase_entries()?));
-        let bind_entries = self.bind_entries()?;
-        let bind = piece(encode_bind(&bind_entries));
-        let exports = self.exports();
-        let export_entries: Vec<ExportEntry<'_>> =
-            exports.iter().map(|(name, address)| ExportEntry { name, address: *address, flags: 0 }).collect();
-        let export = piece(encode_export_trie(&export_entries));
-        let starts: Vec<u64> =
-            self.atoms().filter(|(_, a)| a.section == Section::Text).map(|(_, a)| a.addr.0).collect();
-        let function_starts = piece(encode_function_starts(IMAGE_BASE.0, &starts));
-        let (nlists, strings, dysymtab) = self.symbol_table().encode();
-        let nsyms = (nlists.len() / 16) as u32;
-        let symtab = piece(nlists);
-        let strtab = piece(strings);
-        let content = linkedit.len() as u64;
+        if self.linkedit.is_none() {
+            self.linkedit = Some(self.encode_linkedit()?);
+            self.linkedit_written = None;
+        }
+        let encoded = self.linkedit.as_ref().expect("encoded above");
+        let content = encoded.bytes.len() as u64;
         if content > self.linkedit_capacity {
             // Room to grow, so that the signature (and so the code limit) stays put across most updates.
             self.linkedit_capacity = (content + content / 3).next_multiple_of(16).max(1024);
@@ -596,18 +629,19 @@ impl Image {
         let linkedit_filesize = file_len - linkedit_off;
 
         let uuid = *self.uuid.get_or_insert_with(|| initial_uuid(&self.file));
+        let encoded = self.linkedit.as_ref().expect("encoded above");
         let commands = Commands {
-            segments: self.segment_headers(linkedit_off, linkedit_filesize),
-            rebase,
-            bind,
-            export,
-            symtab,
-            nsyms,
-            strtab,
-            dysymtab,
+            segments: self.segment_headers(linkedit_off, linkedit_filesize, &encoded.aligns),
+            rebase: EncodedLinkedit::blob(linkedit_off, encoded.rebase),
+            bind: EncodedLinkedit::blob(linkedit_off, encoded.bind),
+            export: EncodedLinkedit::blob(linkedit_off, encoded.export),
+            symtab: EncodedLinkedit::blob(linkedit_off, encoded.symtab),
+            nsyms: encoded.nsyms,
+            strtab: EncodedLinkedit::blob(linkedit_off, encoded.strtab),
+            dysymtab: encoded.dysymtab,
             uuid,
             entryoff: entry - IMAGE_BASE,
-            function_starts,
+            function_starts: EncodedLinkedit::blob(linkedit_off, encoded.function_starts),
             code_signature: Blob { off: signature_off as u32, size: signature_size as u32 },
         };
         let header = load_commands::write(&commands);
@@ -622,8 +656,16 @@ impl Image {
         }
         self.file.resize(file_len as usize, 0);
         self.write_file(0, &header);
-        linkedit.resize(self.linkedit_capacity as usize, 0);
-        self.write_file(linkedit_off, &linkedit);
+        // LINKEDIT and its slack, unless the file holds them where they go already.
+        let placed = (linkedit_off, self.linkedit_capacity);
+        if self.linkedit_written != Some(placed) {
+            let encoded = self.linkedit.take().expect("encoded above");
+            let slack = vec![0; (self.linkedit_capacity - encoded.bytes.len() as u64) as usize];
+            self.write_file(linkedit_off, &encoded.bytes);
+            self.write_file(linkedit_off + encoded.bytes.len() as u64, &slack);
+            self.linkedit = Some(encoded);
+            self.linkedit_written = Some(placed);
+        }
 
         let text_filesize =
             self.extents[0].map(|e| e.capacity).unwrap_or(0).min(self.needed_filesize(Section::Text));
@@ -645,7 +687,56 @@ impl Image {
         Ok(Rendered { dirty: merge(dirty, file_len), pages_hashed })
     }
 
-    fn segment_headers(&self, linkedit_off: u64, linkedit_filesize: u64) -> Vec<SegmentHeader> {
+    /// Every LINKEDIT piece in ld64's order, and the alignment of each section, from the listed atoms, the
+    /// rebases and the imports.
+    fn encode_linkedit(&self) -> Result<EncodedLinkedit, LayoutError> {
+        let mut bytes = Vec::new();
+        let mut piece = |encoded: Vec<u8>| {
+            let at = (bytes.len() as u64, encoded.len() as u32);
+            bytes.extend_from_slice(&encoded);
+            at
+        };
+        let rebase = piece(encode_rebase(&self.rebase_entries()?));
+        let bind = piece(encode_bind(&self.bind_entries()?));
+        let mut export_entries = vec![ExportEntry { name: "__mh_execute_header", address: 0, flags: 0 }];
+        export_entries.extend(self.atoms().filter(|(_, a)| a.external).map(|(_, a)| ExportEntry {
+            name: &a.name,
+            address: a.addr - IMAGE_BASE,
+            flags: 0,
+        }));
+        let export = piece(encode_export_trie(&export_entries));
+        let starts: Vec<u64> =
+            self.atoms().filter(|(_, a)| a.section == Section::Text).map(|(_, a)| a.addr.0).collect();
+        let function_starts = piece(encode_function_starts(IMAGE_BASE.0, &starts));
+        let (nlists, strings, dysymtab) = self.symbol_table().encode();
+        let nsyms = (nlists.len() / 16) as u32;
+        let symtab = piece(nlists);
+        let strtab = piece(strings);
+        let mut aligns = [1u64; 6];
+        for (_, atom) in self.atoms() {
+            let align = &mut aligns[atom.section.index()];
+            *align = (*align).max(atom.align);
+        }
+        Ok(EncodedLinkedit {
+            bytes,
+            rebase,
+            bind,
+            export,
+            function_starts,
+            symtab,
+            strtab,
+            nsyms,
+            dysymtab,
+            aligns,
+        })
+    }
+
+    fn segment_headers(
+        &self,
+        linkedit_off: u64,
+        linkedit_filesize: u64,
+        aligns: &[u64; 6],
+    ) -> Vec<SegmentHeader> {
         let mut segments = vec![SegmentHeader {
             segname: "__PAGEZERO",
             vmaddr: 0,
@@ -670,8 +761,7 @@ impl Image {
             } else {
                 (fileoff + (alloc.base() - start)) as u32
             };
-            let align =
-                self.atoms().filter(|(_, a)| a.section == section).map(|(_, a)| a.align).max().unwrap_or(1);
+            let align = aligns[section.index()];
             segments.push(SegmentHeader {
                 segname,
                 vmaddr: start.0,
@@ -735,15 +825,6 @@ impl Image {
                 })
             })
             .collect()
-    }
-
-    /// `__mh_execute_header` and every external atom, with offsets from the image base.
-    fn exports(&self) -> Vec<(String, u64)> {
-        let mut exports = vec![("__mh_execute_header".to_string(), 0)];
-        exports.extend(
-            self.atoms().filter(|(_, a)| a.external).map(|(_, a)| (a.name.clone(), a.addr - IMAGE_BASE)),
-        );
-        exports
     }
 
     fn symbol_table(&self) -> SymbolTable {
@@ -889,6 +970,128 @@ mod tests {
         let (text, _) = segment_range(&config, Section::Text);
         let (_, stubs_end) = segment_range(&config, Section::Stubs);
         assert!(stubs_end - text <= 128 * 1024 * 1024, "BL reaches every stub from every function");
+    }
+
+    /// One change to an image, for the property below.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Add { text: bool, size: u64, external: bool },
+        Write { which: usize, byte: u8 },
+        Resize { which: usize, size: u64, may_stay: bool },
+        MoveKeepingOld { which: usize },
+        Retire { which: usize },
+        Free { which: usize },
+        Rebases { every: usize },
+        Imports { every: usize },
+        Entry { which: usize },
+    }
+
+    fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (any::<bool>(), 1u64..600, any::<bool>()).prop_map(|(text, size, external)| Change::Add {
+                text,
+                size,
+                external
+            }),
+            (any::<usize>(), any::<u8>()).prop_map(|(which, byte)| Change::Write { which, byte }),
+            (any::<usize>(), 1u64..900, any::<bool>()).prop_map(|(which, size, may_stay)| Change::Resize {
+                which,
+                size,
+                may_stay
+            }),
+            any::<usize>().prop_map(|which| Change::MoveKeepingOld { which }),
+            any::<usize>().prop_map(|which| Change::Retire { which }),
+            any::<usize>().prop_map(|which| Change::Free { which }),
+            (1usize..4).prop_map(|every| Change::Rebases { every }),
+            (1usize..4).prop_map(|every| Change::Imports { every }),
+            any::<usize>().prop_map(|which| Change::Entry { which }),
+        ]
+    }
+
+    /// The data atoms (8-byte cells) the rebase and import lists pick from.
+    fn cells(image: &Image) -> Vec<VmAddr> {
+        image.atoms().filter(|(_, a)| a.section == Section::Data).map(|(_, a)| a.addr).collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Whatever changes between renders, a render that reuses the LINKEDIT it encoded before gives the
+        /// same file, byte for byte, as one that encodes everything again: every change that LINKEDIT
+        /// depends on drops what was encoded.
+        #[test]
+        fn a_kept_linkedit_is_what_encoding_again_gives(changes in proptest::collection::vec(change(), 1..40)) {
+            let mut image = Image::new("kept", None, LayoutConfig::default());
+            let main = image.add_atom("_main", Section::Text, 8, 4, true).unwrap();
+            image.write_atom(main, &[0xc0, 0x03, 0x5f, 0xd6, 0xc0, 0x03, 0x5f, 0xd6]).unwrap();
+            image.set_entry(image.atom(main).addr);
+            let mut listed = vec![main];
+            image.render().unwrap();
+            for (n, change) in changes.into_iter().enumerate() {
+                let pick = |which: usize, listed: &[AtomId]| listed[which % listed.len()];
+                match change {
+                    Change::Add { text, size, external } => {
+                        let (section, size) = if text { (Section::Text, size) } else { (Section::Data, 8) };
+                        let id = image.add_atom(&format!("_a{n}"), section, size, 8, external).unwrap();
+                        image.write_atom(id, &vec![n as u8; size as usize]).unwrap();
+                        listed.push(id);
+                    }
+                    Change::Write { which, byte } => {
+                        let id = pick(which, &listed);
+                        let size = image.atom(id).size as usize;
+                        image.write_atom(id, &vec![byte; size]).unwrap();
+                    }
+                    Change::Resize { which, size, may_stay } => {
+                        let id = pick(which, &listed);
+                        if image.atom(id).section == Section::Text {
+                            image.resize_atom(id, size, may_stay).unwrap();
+                        }
+                    }
+                    Change::MoveKeepingOld { which } => {
+                        let id = pick(which, &listed);
+                        let size = image.atom(id).size;
+                        let (_, old) = image.move_atom_keeping_old(id, size).unwrap();
+                        image.free_atom(old).unwrap();
+                    }
+                    Change::Retire { which } | Change::Free { which } if listed.len() > 1 => {
+                        let id = listed.remove(1 + which % (listed.len() - 1));
+                        if matches!(change, Change::Retire { .. }) {
+                            image.retire_atom(id).unwrap();
+                        } else {
+                            image.free_atom(id).unwrap();
+                        }
+                    }
+                    Change::Retire { .. } | Change::Free { .. } => {}
+                    Change::Rebases { every } => {
+                        let rebases = cells(&image).into_iter().step_by(every).collect();
+                        image.set_rebases(rebases);
+                    }
+                    Change::Imports { every } => {
+                        let imports = cells(&image)
+                            .into_iter()
+                            .skip(1)
+                            .step_by(every)
+                            .map(|cell| Import { cell, symbol: format!("_f{}", cell.0 % 7), dylib_ordinal: 1 })
+                            .collect();
+                        image.set_imports(imports);
+                    }
+                    Change::Entry { which } => {
+                        let id = pick(which, &listed);
+                        if image.atom(id).section == Section::Text {
+                            image.set_entry(image.atom(id).addr);
+                        }
+                    }
+                }
+                let mut fresh = image.clone();
+                fresh.linkedit = None;
+                fresh.linkedit_written = None;
+                let kept = image.render().unwrap();
+                let encoded = fresh.render().unwrap();
+                proptest::prop_assert!(image.file() == fresh.file(), "after change {}", n);
+                proptest::prop_assert_eq!(kept.dirty, encoded.dirty);
+            }
+        }
     }
 
     #[test]
