@@ -376,8 +376,7 @@ impl Linker {
         }
         let main_addr = self.atoms[&main].addr;
         self.image.set_entry(VmAddr(main_addr));
-        self.image.set_rebases(self.rebases());
-        self.image.set_imports(self.imports(globals));
+        self.publish_fixups(globals, program.resolved_again);
         let rendered = self.image.render().map_err(layout("the file"))?;
         drop(_span);
 
@@ -999,6 +998,57 @@ impl Linker {
         Ok(())
     }
 
+    /// Gives the image the pointers dyld slides and the cells it binds. When names resolve as before, only
+    /// entries this update changed (the journal has their previous values) can add or drop one, and only
+    /// those are passed on; otherwise every atom and cell is listed again, since an import's dylib may differ.
+    fn publish_fixups(&mut self, globals: &Globals, resolved_again: bool) {
+        if resolved_again {
+            self.image.set_rebases(self.rebases());
+            self.image.set_imports(self.imports(globals));
+            return;
+        }
+        let (mut old_rebases, mut new_rebases) = (Vec::new(), Vec::new());
+        let (mut old_binds, mut new_binds) = (Vec::new(), Vec::new());
+        for (key, old) in &self.journal.atoms {
+            if let Some(old) = old {
+                old_rebases.extend(old.pointers.iter().map(|&o| VmAddr(old.addr + u64::from(o))));
+                old_binds.extend(old.binds.iter().map(|(o, _)| VmAddr(old.addr + u64::from(*o))));
+            }
+            if let Some(new) = self.atoms.get(key) {
+                new_rebases.extend(new.pointers.iter().map(|&o| VmAddr(new.addr + u64::from(o))));
+                new_binds.extend(new.binds.iter().map(|(o, symbol)| Import {
+                    cell: VmAddr(new.addr + u64::from(*o)),
+                    symbol: symbol.clone(),
+                    dylib_ordinal: import_ordinal(globals, symbol),
+                }));
+            }
+        }
+        for (&cell, old) in &self.journal.cells {
+            match old {
+                Some((_, CellValue::Addr(_))) => old_rebases.push(VmAddr(cell)),
+                Some((_, CellValue::Bind { .. })) => old_binds.push(VmAddr(cell)),
+                None => {}
+            }
+            match self.cells.get(&cell) {
+                Some((_, CellValue::Addr(_))) => new_rebases.push(VmAddr(cell)),
+                Some((_, CellValue::Bind { symbol, dylib_ordinal })) => new_binds.push(Import {
+                    cell: VmAddr(cell),
+                    symbol: symbol.clone(),
+                    dylib_ordinal: *dylib_ordinal,
+                }),
+                None => {}
+            }
+        }
+        self.image.change_rebases(&old_rebases, &new_rebases);
+        self.image.change_imports(&old_binds, new_binds);
+        debug_assert_eq!(self.image.rebases().collect::<Vec<_>>(), self.rebases(), "rebases kept in step");
+        debug_assert_eq!(
+            self.image.imports().cloned().collect::<Vec<_>>(),
+            self.imports(globals),
+            "imports kept in step"
+        );
+    }
+
     /// Every absolute pointer in the file that dyld must slide.
     fn rebases(&self) -> Vec<VmAddr> {
         let mut out: Vec<VmAddr> = self
@@ -1028,19 +1078,23 @@ impl Linker {
             .collect();
         for l in self.atoms.values() {
             for (o, symbol) in &l.binds {
-                let dylib_ordinal = match globals.id(symbol).map(|id| globals.resolution(id)) {
-                    Some(Resolution::Import { dylib_ordinal }) => dylib_ordinal,
-                    _ => 1,
-                };
                 out.push(Import {
                     cell: VmAddr(l.addr + u64::from(*o)),
                     symbol: symbol.clone(),
-                    dylib_ordinal,
+                    dylib_ordinal: import_ordinal(globals, symbol),
                 });
             }
         }
         out.sort_by_key(|i| i.cell);
         out
+    }
+}
+
+/// The dylib a pointer bound to `symbol` names: the one the symbol resolves to, else libSystem (ordinal 1).
+fn import_ordinal(globals: &Globals, symbol: &str) -> u16 {
+    match globals.id(symbol).map(|id| globals.resolution(id)) {
+        Some(Resolution::Import { dylib_ordinal }) => dylib_ordinal,
+        _ => 1,
     }
 }
 
@@ -1341,6 +1395,62 @@ mod tests {
             fresh.update(objects, &NothingLive).unwrap();
             assert_eq!(incremental.signatures(), fresh.signatures());
             incremental.verify().unwrap();
+        }
+    }
+
+    /// Offsets, inside the atom named `name`, of the pointers the image has dyld slide and of the cells it has
+    /// dyld bind (with the symbol).
+    fn fixups_in(linker: &Linker, name: &str) -> (Vec<u64>, Vec<(u64, String)>) {
+        let (addr, bytes) = linker.atom_by_name(name).unwrap();
+        let inside = |a: u64| (addr..addr + bytes.len() as u64).contains(&a);
+        let rebases = linker.image().rebases().filter(|a| inside(a.0)).map(|a| a.0 - addr).collect();
+        let binds = linker
+            .image()
+            .imports()
+            .filter(|i| inside(i.cell.0))
+            .map(|i| (i.cell.0 - addr, i.symbol.clone()))
+            .collect();
+        (rebases, binds)
+    }
+
+    /// Edits that keep every name but change which words of a table are pointers, to functions (slid by dyld)
+    /// or to an import (bound by dyld), and then its size (new storage): after each, the image's rebases and
+    /// binds are the table's pointers at its current place, and the same as listing every atom and cell again.
+    /// (`keep` refers to `printf`, `f` and `g` throughout, so that names resolve as before and only changes are passed on.)
+    #[test]
+    fn rebases_and_binds_follow_the_pointers_an_update_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = ("lib", "int f(void) { return 1; }\nint g(void) { return 2; }\n");
+        let main = |table: &str| {
+            format!(
+                "int printf(const char *, ...);\nint f(void);\nint g(void);\nvoid *keep[3] = {{(void *)printf, f, g}};\n\
+                 {table}\nint main(void) {{ printf(\"%p\", table[1]); return 0; }}\n"
+            )
+        };
+        let edits = [
+            ("void *table[3] = {f, 0, g};", vec![0, 16], vec![]),
+            ("void *table[3] = {0, f, g};", vec![8, 16], vec![]),
+            ("void *table[3] = {0, (void *)printf, g};", vec![16], vec![(8, "_printf".to_string())]),
+            ("void *table[3] = {f, 0, 0};", vec![0], vec![]),
+            (
+                "void *table[4] = {f, g, (void *)printf, g};",
+                vec![0, 8, 24],
+                vec![(16, "_printf".to_string())],
+            ),
+        ];
+        let mut linker = Linker::new("prog", None, LayoutConfig::default(), linker().dylibs);
+        for (table, rebases, binds) in edits {
+            let source = main(table);
+            linker.update(&objects(dir.path(), &[("main", &source), lib]), &NothingLive).unwrap();
+            assert_eq!(fixups_in(&linker, "_table"), (rebases, binds), "{table}");
+            let globals = linker.cache.globals.clone().unwrap();
+            assert_eq!(linker.image().rebases().collect::<Vec<_>>(), linker.rebases(), "{table}");
+            assert_eq!(
+                linker.image().imports().cloned().collect::<Vec<_>>(),
+                linker.imports(&globals),
+                "{table}"
+            );
+            linker.verify().unwrap();
         }
     }
 

@@ -37,7 +37,7 @@ struct CachedObject {
 /// and after a restore from saved state (then everything is prepared afresh).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PrepareCache {
-    globals: Option<Arc<Globals>>,
+    pub(crate) globals: Option<Arc<Globals>>,
     objects: Vec<Arc<CachedObject>>,
 }
 

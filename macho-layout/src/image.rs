@@ -20,7 +20,7 @@
 //! (`BL`) reaches every stub. File offsets are allocated apart from VM addresses: a segment whose used bytes
 //! outgrow its place in the file is copied to the end of the file while its addresses stay as they are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::Range;
 
@@ -244,8 +244,10 @@ pub struct Image {
     file: Vec<u8>,
     dirty: Vec<Range<u64>>,
     entry: Option<VmAddr>,
-    rebases: Vec<VmAddr>,
-    imports: Vec<Import>,
+    rebases: BTreeSet<VmAddr>,
+    /// By cell: one import a cell. Saved as the list of imports.
+    #[cfg_attr(feature = "serde", serde(with = "imports_as_list"))]
+    imports: BTreeMap<VmAddr, Import>,
     signature: CodeSignature,
     uuid: Option<[u8; 16]>,
     /// Bytes reserved for LINKEDIT's contents before the signature, so the signature rarely moves.
@@ -314,8 +316,8 @@ impl Image {
             file: Vec::new(),
             dirty: Vec::new(),
             entry: None,
-            rebases: Vec::new(),
-            imports: Vec::new(),
+            rebases: BTreeSet::new(),
+            imports: BTreeMap::new(),
             signature: CodeSignature::new(ident, entitlements),
             uuid: None,
             linkedit_capacity: 0,
@@ -484,18 +486,70 @@ impl Image {
 
     /// The absolute pointers in data that dyld must slide (replaces the previous set).
     pub fn set_rebases(&mut self, pointers: Vec<VmAddr>) {
+        let pointers: BTreeSet<VmAddr> = pointers.into_iter().collect();
         if self.rebases != pointers {
             self.rebases = pointers;
             self.linkedit = None;
         }
     }
 
-    /// The cells dyld binds to imports (replaces the previous set).
+    /// Changes the set of pointers dyld must slide: takes `removed` out, then puts `added` in (so a pointer in
+    /// both stays). Costs what the change holds, not what the set holds.
+    pub fn change_rebases(&mut self, removed: &[VmAddr], added: &[VmAddr]) {
+        let mut changed = false;
+        let kept: BTreeSet<VmAddr> = added.iter().copied().collect();
+        for pointer in removed {
+            if !kept.contains(pointer) && self.rebases.remove(pointer) {
+                changed = true;
+            }
+        }
+        for &pointer in added {
+            changed |= self.rebases.insert(pointer);
+        }
+        if changed {
+            self.linkedit = None;
+        }
+    }
+
+    /// Every pointer dyld slides, in address order.
+    pub fn rebases(&self) -> impl Iterator<Item = VmAddr> + '_ {
+        self.rebases.iter().copied()
+    }
+
+    /// The cells dyld binds to imports, one import a cell (replaces the previous set; of two imports for one
+    /// cell the last counts).
     pub fn set_imports(&mut self, imports: Vec<Import>) {
+        let imports: BTreeMap<VmAddr, Import> = imports.into_iter().map(|i| (i.cell, i)).collect();
         if self.imports != imports {
             self.imports = imports;
             self.linkedit = None;
         }
+    }
+
+    /// Changes the bound cells: the cells in `removed` are no longer bound, then each import in `added` binds
+    /// its cell (replacing what the cell was bound to). Costs what the change holds, not what the set holds.
+    pub fn change_imports(&mut self, removed: &[VmAddr], added: Vec<Import>) {
+        let mut changed = false;
+        let bound: BTreeSet<VmAddr> = added.iter().map(|i| i.cell).collect();
+        for cell in removed {
+            if !bound.contains(cell) && self.imports.remove(cell).is_some() {
+                changed = true;
+            }
+        }
+        for import in added {
+            if self.imports.get(&import.cell) != Some(&import) {
+                self.imports.insert(import.cell, import);
+                changed = true;
+            }
+        }
+        if changed {
+            self.linkedit = None;
+        }
+    }
+
+    /// Every bound cell's import, in cell order.
+    pub fn imports(&self) -> impl Iterator<Item = &Import> {
+        self.imports.values()
     }
 
     /// The file as last rendered.
@@ -810,7 +864,7 @@ impl Image {
 
     fn bind_entries(&self) -> Result<Vec<BindEntry<'_>>, LayoutError> {
         self.imports
-            .iter()
+            .values()
             .map(|import| {
                 let addr = import.cell;
                 let section = self.section_of(addr).ok_or(LayoutError::Outside { addr })?;
@@ -838,7 +892,7 @@ impl Image {
             }
         }
         let mut imported: Vec<(&str, u16)> =
-            self.imports.iter().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
+            self.imports.values().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
         imported.sort_unstable();
         imported.dedup();
         for (symbol, ordinal) in imported {
@@ -893,6 +947,26 @@ impl Image {
             }
         }
         out
+    }
+}
+
+/// Saves the imports by cell as the list of imports, and reads them back from one.
+#[cfg(feature = "serde")]
+mod imports_as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Import;
+    use crate::addr::VmAddr;
+
+    pub fn serialize<S: Serializer>(imports: &BTreeMap<VmAddr, Import>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(imports.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<VmAddr, Import>, D::Error> {
+        let list = Vec::<Import>::deserialize(d)?;
+        Ok(list.into_iter().map(|i| (i.cell, i)).collect())
     }
 }
 
@@ -983,6 +1057,8 @@ mod tests {
         Free { which: usize },
         Rebases { every: usize },
         Imports { every: usize },
+        EditRebases { remove_every: usize, add_every: usize },
+        EditImports { remove_every: usize, add_every: usize, symbol: u8 },
         Entry { which: usize },
     }
 
@@ -1005,6 +1081,11 @@ mod tests {
             any::<usize>().prop_map(|which| Change::Free { which }),
             (1usize..4).prop_map(|every| Change::Rebases { every }),
             (1usize..4).prop_map(|every| Change::Imports { every }),
+            (1usize..4, 1usize..4)
+                .prop_map(|(remove_every, add_every)| Change::EditRebases { remove_every, add_every }),
+            (1usize..4, 1usize..4, 0u8..3).prop_map(|(remove_every, add_every, symbol)| {
+                Change::EditImports { remove_every, add_every, symbol }
+            }),
             any::<usize>().prop_map(|which| Change::Entry { which }),
         ]
     }
@@ -1075,6 +1156,34 @@ mod tests {
                             .map(|cell| Import { cell, symbol: format!("_f{}", cell.0 % 7), dylib_ordinal: 1 })
                             .collect();
                         image.set_imports(imports);
+                    }
+                    Change::EditRebases { remove_every, add_every } => {
+                        let removed: Vec<VmAddr> = image.rebases().step_by(remove_every).collect();
+                        let added: Vec<VmAddr> = cells(&image).into_iter().step_by(add_every).collect();
+                        let mut expected: BTreeSet<VmAddr> = image.rebases().collect();
+                        for r in &removed {
+                            expected.remove(r);
+                        }
+                        expected.extend(added.iter().copied());
+                        image.change_rebases(&removed, &added);
+                        proptest::prop_assert_eq!(image.rebases().collect::<BTreeSet<_>>(), expected);
+                    }
+                    Change::EditImports { remove_every, add_every, symbol } => {
+                        let removed: Vec<VmAddr> = image.imports().map(|i| i.cell).step_by(remove_every).collect();
+                        let added: Vec<Import> = cells(&image)
+                            .into_iter()
+                            .step_by(add_every)
+                            .map(|cell| Import { cell, symbol: format!("_g{symbol}"), dylib_ordinal: 1 })
+                            .collect();
+                        let mut expected: BTreeMap<VmAddr, Import> =
+                            image.imports().map(|i| (i.cell, i.clone())).collect();
+                        for r in &removed {
+                            expected.remove(r);
+                        }
+                        expected.extend(added.iter().map(|i| (i.cell, i.clone())));
+                        image.change_imports(&removed, added);
+                        let now: BTreeMap<VmAddr, Import> = image.imports().map(|i| (i.cell, i.clone())).collect();
+                        proptest::prop_assert_eq!(now, expected);
                     }
                     Change::Entry { which } => {
                         let id = pick(which, &listed);
