@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::program::{self, Program};
-use super::stats::{Sample, span_busy_ms, span_gap_ms};
+use super::stats::{Sample, pass_gaps_ms, span_busy_ms, span_gap_ms};
 use crate::e2e::{Hcr, Json, Launch};
 use crate::progen;
 
@@ -55,8 +55,17 @@ pub struct SizeResult {
     pub incr_wall: Sample,
     /// The live update's `timings.compile` (clang, inside hcr).
     pub live_compile: Sample,
+    /// The incremental build's passes inside `link.update`, timed from the arrival of hcr's stderr lines (see
+    /// [`pass_gaps_ms`]), in the order they ran.
+    pub incr_passes: Vec<(String, Sample)>,
     /// The live update's `parse + diff + relocate`.
     pub live_link: Sample,
+    /// The live update's `timings.parse` (every object is read and parsed again).
+    pub live_parse: Sample,
+    /// The live update's `timings.diff`.
+    pub live_diff: Sample,
+    /// The live update's `timings.relocate`.
+    pub live_relocate: Sample,
     /// The live update's `timings.write_file`.
     pub live_write_file: Sample,
     /// The live update's `timings.patch_process`, in microseconds.
@@ -288,6 +297,12 @@ fn incremental(
         let (link, from_lines) = built.link_ms()?;
         result.link_from_lines |= from_lines;
         result.incr_link.push(link);
+        for (pass, ms) in pass_gaps_ms(&built.stderr_lines, "compile", "link.update") {
+            match result.incr_passes.iter_mut().find(|(name, _)| *name == pass) {
+                Some((_, sample)) => sample.push(ms),
+                None => result.incr_passes.push((pass, Sample { values: vec![ms] })),
+            }
+        }
         result.incr_wall.push(built.wall_ms);
     }
     Ok(())
@@ -383,6 +398,15 @@ fn live(
         let link = ["parse", "diff", "relocate"].iter().map(|n| timing(n)).sum::<Option<f64>>();
         if let Some(link) = link {
             result.live_link.push(link / 1e3);
+        }
+        for (name, sample) in [
+            ("parse", &mut result.live_parse),
+            ("diff", &mut result.live_diff),
+            ("relocate", &mut result.live_relocate),
+        ] {
+            if let Some(us) = timing(name) {
+                sample.push(us / 1e3);
+            }
         }
         if let Some(compile) = timing("compile") {
             result.live_compile.push(compile / 1e3);

@@ -100,12 +100,17 @@ fn show_ratio(r: Option<f64>) -> String {
     }
 }
 
+/// A speed-up factor: `250×`, `2.5×`, `0.34×`.
+fn times(factor: f64) -> String {
+    if factor >= 10.0 { format!("{factor:.0}×") } else { format!("{factor:.2}×") }
+}
+
 fn count(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.0}"))
 }
 
 /// Every sample that ends up in the table and the plot, by name, for one size.
-fn samples(r: &SizeResult) -> [(&'static str, &Sample); 15] {
+fn samples(r: &SizeResult) -> [(&'static str, &Sample); 18] {
     [
         ("hcr_cold_link_ms", &r.hcr_cold_link),
         ("hcr_cold_wall_ms", &r.hcr_cold_wall),
@@ -116,6 +121,9 @@ fn samples(r: &SizeResult) -> [(&'static str, &Sample); 15] {
         ("incr_wall_ms", &r.incr_wall),
         ("live_compile_ms", &r.live_compile),
         ("live_link_ms", &r.live_link),
+        ("live_parse_ms", &r.live_parse),
+        ("live_diff_ms", &r.live_diff),
+        ("live_relocate_ms", &r.live_relocate),
         ("live_write_file_ms", &r.live_write_file),
         ("live_patch_process_us", &r.live_patch_us),
         ("live_process_bytes", &r.live_bytes),
@@ -176,7 +184,7 @@ fn rows(run: &Run) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
             ms(r.incr_link.median()),
             ms(r.incr_wall.median()),
             show_ratio(ratio(r.incr_link.median(), lld)),
-            speedup.map_or("—".into(), |s| format!("{s:.0}×")),
+            speedup.map_or("—".into(), times),
             ms(r.live_compile.median()),
             ms(r.live_link.median()),
             count(r.live_patch_us.median()),
@@ -301,6 +309,12 @@ pub fn json(run: &Run) -> String {
             json_number(ratio(r.hcr_cold_link.median(), lld)),
             json_number(ratio(r.incr_link.median(), lld))
         );
+        let passes: Vec<String> = r
+            .incr_passes
+            .iter()
+            .map(|(name, sample)| format!("{}:{}", json_string(name), json_sample(sample)))
+            .collect();
+        let _ = write!(out, ",\n     \"incr_passes_ms\":{{{}}}", passes.join(","));
         let _ = write!(
             out,
             ",\n     \"link_time_from\":{}",
@@ -485,9 +499,10 @@ fn targets(run: &Run) -> Vec<String> {
                 (Some(incr), Some(lld)) => {
                     let speedup = lld / incr;
                     out.push(format!(
-                        "One-function update at N = 10,000: link.update {} ms, ld64.lld-19's full relink {} ms: {speedup:.0}× faster (target ≥ 100×: {}); under 5 ms: {}.",
+                        "One-function update at N = 10,000: link.update {} ms, ld64.lld-19's full relink {} ms: {} faster (target ≥ 100×: {}); under 5 ms: {}.",
                         ms(Some(incr)),
                         ms(Some(lld)),
+                        times(speedup),
                         if speedup >= 100.0 { "met".to_string() } else { format!("missed by {:.1}×", 100.0 / speedup) },
                         if incr < 5.0 { "met" } else { "missed" }
                     ));
@@ -546,7 +561,9 @@ fn breakdown(run: &Run) -> Vec<String> {
         let Some(total) = r.edit_to_response.median() else { continue };
         let stages = [
             ("clang", r.live_compile.median()),
-            ("parse + diff + relocate", r.live_link.median()),
+            ("parse", r.live_parse.median()),
+            ("diff", r.live_diff.median()),
+            ("relocate", r.live_relocate.median()),
             ("writing the file", r.live_write_file.median()),
             ("patching the process", r.live_patch_us.median().map(|us| us / 1e3)),
         ];
@@ -644,6 +661,29 @@ pub fn markdown(run: &Run, svg_path: &str) -> String {
     if !shares.is_empty() {
         out.push_str("\n## Where a hot update's time goes (medians)\n\n");
         for line in shares {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    let passes: Vec<String> = run
+        .results
+        .iter()
+        .filter(|r| !r.incr_passes.is_empty())
+        .map(|r| {
+            let list: Vec<String> = r
+                .incr_passes
+                .iter()
+                .map(|(name, sample)| format!("{name} {}", ms(sample.median())))
+                .collect();
+            format!("N = {}: {}", thousands(r.functions), list.join(", "))
+        })
+        .collect();
+    if !passes.is_empty() {
+        out.push_str(
+            "\n## Where the incremental `hcr build`'s link time goes (medians, ms)\n\n\
+             Each pass of `link.update` timed from the arrival of its closing line on hcr's stderr; the first \
+             includes copying the linker state the update starts from.\n\n",
+        );
+        for line in passes {
             let _ = writeln!(out, "- {line}");
         }
     }

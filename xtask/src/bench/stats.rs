@@ -84,6 +84,44 @@ pub fn span_gap_ms(lines: &[(f64, String)], before: &str, span: &str) -> Option<
     Some(lines[end].0 - lines[start].0)
 }
 
+/// The same measurement per pass: for each span closing inside `span` (between the `before` line and the line
+/// closing `span`), its name and the time since the previous closing line arrived, then `(rest)` for the time
+/// from the last of them to the end of `span`. The first gap includes whatever ran between `before` and the
+/// first pass.
+pub fn pass_gaps_ms(lines: &[(f64, String)], before: &str, span: &str) -> Vec<(String, f64)> {
+    let closing = |line: &str, name: &str| -> Option<String> {
+        let at = line.find(name)?;
+        if !line[..at].ends_with(' ') {
+            return None;
+        }
+        let mut after = &line[at + name.len()..];
+        if after.starts_with('{') {
+            after = &after[after.find('}')? + 1..];
+        }
+        let inner = after.strip_suffix(": close").or_else(|| after.split_once(": close ").map(|(a, _)| a))?;
+        Some(inner.trim_start_matches(':').to_string())
+    };
+    let Some(end) = lines.iter().rposition(|(_, l)| closing(l, span).is_some_and(|inner| inner.is_empty()))
+    else {
+        return Vec::new();
+    };
+    let Some(start) =
+        lines[..end].iter().rposition(|(_, l)| closing(l, before).is_some_and(|i| i.is_empty()))
+    else {
+        return Vec::new();
+    };
+    let mut gaps = Vec::new();
+    let mut previous = lines[start].0;
+    for (at, line) in &lines[start + 1..end] {
+        if let Some(inner) = closing(line, span).filter(|i| !i.is_empty()) {
+            gaps.push((inner, at - previous));
+            previous = *at;
+        }
+    }
+    gaps.push(("(rest)".to_string(), lines[end].0 - previous));
+    gaps
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +171,11 @@ hcr: prog (3 compiled, full link): 12 atoms added";
         .collect();
         assert_eq!(span_gap_ms(&lines, "compile", "link.update"), Some(4.5));
         assert_eq!(span_gap_ms(&lines, "compile", "relocate"), None);
+        assert_eq!(
+            pass_gaps_ms(&lines, "compile", "link.update"),
+            vec![("prepare".to_string(), 1.0), ("(rest)".to_string(), 3.5)]
+        );
+        assert!(pass_gaps_ms(&lines, "compile", "relocate").is_empty());
         assert_eq!(span_gap_ms(&lines[1..], "compile", "link.update"), None, "no compile before the link");
     }
 }
