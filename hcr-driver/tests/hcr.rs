@@ -142,3 +142,7 @@ mod live;
 #[cfg(feature = "sim")]
 #[path = "hcr/generated.rs"]
 mod generated;
+
+#[cfg(feature = "sim")]
+#[path = "hcr/faults.rs"]
+mod faults;
