@@ -55,6 +55,8 @@ pub struct SizeResult {
     pub incr_wall: Sample,
     /// The live update's `timings.compile` (clang, inside hcr).
     pub live_compile: Sample,
+    /// The cold build's passes inside `link.update`, as [`SizeResult::incr_passes`].
+    pub cold_passes: Vec<(String, Sample)>,
     /// The incremental build's passes inside `link.update`, timed from the arrival of hcr's stderr lines (see
     /// [`pass_gaps_ms`]), in the order they ran.
     pub incr_passes: Vec<(String, Sample)>,
@@ -70,6 +72,8 @@ pub struct SizeResult {
     pub live_write_file: Sample,
     /// The live update's `timings.patch_process`, in microseconds.
     pub live_patch_us: Sample,
+    /// How many functions each live update moved (rather than changing them in place).
+    pub live_moved: Sample,
     /// `report.process.bytes` of each live update.
     pub live_bytes: Sample,
     /// `report.process.pages` of each live update.
@@ -166,6 +170,16 @@ fn timed(program: &Path, args: &[OsString], dir: &Path, logs: &Path) -> Result<F
     Ok(Finished { wall_ms: (at - started).as_secs_f64() * 1e3, stdout, stderr, stderr_lines })
 }
 
+/// Adds the time of each pass of `link.update` in `built` to `passes`.
+fn add_passes(passes: &mut Vec<(String, Sample)>, built: &Finished) {
+    for (pass, ms) in pass_gaps_ms(&built.stderr_lines, "compile", "link.update") {
+        match passes.iter_mut().find(|(name, _)| *name == pass) {
+            Some((_, sample)) => sample.push(ms),
+            None => passes.push((pass, Sample { values: vec![ms] })),
+        }
+    }
+}
+
 fn os_args(args: &[&str], objects: &[PathBuf]) -> Vec<OsString> {
     let mut all: Vec<OsString> = args.iter().map(OsString::from).collect();
     all.extend(objects.iter().map(|o| o.clone().into_os_string()));
@@ -254,6 +268,7 @@ fn cold_links(
         let (link, from_lines) = built.link_ms()?;
         result.link_from_lines |= from_lines;
         result.hcr_cold_link.push(link);
+        add_passes(&mut result.cold_passes, &built);
         result.hcr_cold_wall.push(built.wall_ms);
         result.lld_chained.push(timed(&lld, &chained, &root, &logs)?.wall_ms);
         result.lld_opcodes.push(timed(&lld, &opcodes, &root, &logs)?.wall_ms);
@@ -297,12 +312,7 @@ fn incremental(
         let (link, from_lines) = built.link_ms()?;
         result.link_from_lines |= from_lines;
         result.incr_link.push(link);
-        for (pass, ms) in pass_gaps_ms(&built.stderr_lines, "compile", "link.update") {
-            match result.incr_passes.iter_mut().find(|(name, _)| *name == pass) {
-                Some((_, sample)) => sample.push(ms),
-                None => result.incr_passes.push((pass, Sample { values: vec![ms] })),
-            }
-        }
+        add_passes(&mut result.incr_passes, &built);
         result.incr_wall.push(built.wall_ms);
     }
     Ok(())
@@ -393,6 +403,7 @@ fn live(
             return Err(format!("the report lacks timings.patch_process or process.bytes/pages: {raw}"));
         };
         result.live_patch_us.push(patch);
+        result.live_moved.push(report.get("moved").map_or(0, |m| m.items().len()) as f64);
         result.live_bytes.push(bytes);
         result.live_pages.push(pages);
         let link = ["parse", "diff", "relocate"].iter().map(|n| timing(n)).sum::<Option<f64>>();
