@@ -134,9 +134,6 @@ pub struct Linker {
     journal: Journal,
 }
 
-/// What an update cannot journal, copied before it changes anything: the image and the retired code.
-type Backup = (Image, Vec<(AtomId, Range<u64>)>);
-
 /// The previous value of every map entry the update under way changed (`None`: there was none).
 #[derive(Debug, Clone, Default)]
 struct Journal {
@@ -237,16 +234,17 @@ impl Linker {
     pub fn update(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
         let _span = tracing::info_span!("link.update", objects = objects.len()).entered();
         self.journal = Journal::default();
-        let mut backup = None;
-        let result = self.update_in_place(objects, live, &mut backup);
+        // The image records what the update changes in it, and the retired code is a short list.
+        self.image.checkpoint();
+        let retired_code = self.retired_code.clone();
+        let result = self.update_in_place(objects, live);
         let journal = std::mem::take(&mut self.journal);
-        if result.is_err() {
-            // `updates` and the cache change only once nothing can fail any more. Without a backup the update
-            // failed before it changed the image.
-            if let Some((image, retired_code)) = backup {
-                self.image = image;
-                self.retired_code = retired_code;
-            }
+        if result.is_ok() {
+            self.image.commit();
+        } else {
+            // `updates` and the cache change only once nothing can fail any more.
+            self.image.rollback();
+            self.retired_code = retired_code;
             restore(&mut self.atoms, journal.atoms);
             restore(&mut self.indirect, journal.indirect);
             restore(&mut self.gots, journal.gots);
@@ -295,12 +293,7 @@ impl Linker {
         self.atoms.values().find(|l| l.prepared.key.display_name() == name).map(|l| (l.addr, &l.bytes[..]))
     }
 
-    fn update_in_place(
-        &mut self,
-        objects: &[InputObject],
-        live: &dyn Liveness,
-        backup: &mut Option<Backup>,
-    ) -> Result<Patch, LinkError> {
+    fn update_in_place(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
         let program = {
             let _span = tracing::info_span!("prepare").entered();
             self.cache.prepare(objects, &self.dylibs).map_err(|failure| match failure {
@@ -329,10 +322,6 @@ impl Linker {
             Vec::new()
         };
         let candidates = program.candidates.as_ref().unwrap_or(&all);
-        if !(removed.is_empty() && self.changes_in_place(desired, candidates, globals, live)) {
-            let _span = tracing::info_span!("backup").entered();
-            *backup = Some((self.image.clone(), self.retired_code.clone()));
-        }
         let mut summary = Summary::default();
         let mut plan = Plan::default();
 
@@ -545,55 +534,6 @@ impl Linker {
         linked.addr = addr;
         linked.prepared = p.clone();
         Ok(true)
-    }
-
-    /// Whether linking the `candidates` can change the image without anything failing: no retired code to
-    /// free, and every candidate is unchanged, or is changed where it is (code within its slot's capacity
-    /// with no thread in it, data of the same shape), has its stub and cells already, and relocates where it
-    /// is. Then nothing moves, so no other atom is relinked. Nothing is changed.
-    fn changes_in_place(
-        &self,
-        desired: &[Arc<Prepared>],
-        candidates: &[usize],
-        globals: &Globals,
-        live: &dyn Liveness,
-    ) -> bool {
-        if !self.retired_code.is_empty() {
-            return false;
-        }
-        candidates.iter().all(|&i| {
-            let p = &desired[i];
-            let Some(old) = self.atoms.get(&p.key) else { return false };
-            if same_atom(&old.prepared, p) {
-                return true;
-            }
-            let stays = match (old.prepared.class, p.class) {
-                (AtomClass::Code, AtomClass::Code) => {
-                    !live.is_live(old.addr..old.addr + old.prepared.size)
-                        && p.size <= self.image.atom(old.id).capacity
-                }
-                (a, b) if a.is_state() && b.is_state() => {
-                    output_section(&old.prepared) == output_section(p)
-                        && old.prepared.size == p.size
-                        && old.prepared.align == p.align
-                }
-                _ => false,
-            };
-            let has_stub = |k: &AtomKey| self.indirect.get(k).is_some_and(|i| i.stub.is_some());
-            let has_cells = (!p.function || has_stub(&p.key))
-                && p.fixes.iter().all(|fix| match &fix.target {
-                    Target::Stub(k) => has_stub(k),
-                    Target::Got(k) => {
-                        let import = matches!(
-                            k,
-                            AtomKey::Global(n) if matches!(globals.id(n).map(|id| globals.resolution(id)), Some(Resolution::Import { .. }))
-                        );
-                        if import { self.indirect.contains_key(k) } else { self.gots.contains_key(k) }
-                    }
-                    Target::Atom(..) | Target::Bind(_) => true,
-                });
-            stays && has_cells && self.relocate(p, old.addr).is_ok()
-        })
     }
 
     fn insert(&mut self, p: &Prepared, id: AtomId, addr: u64) {

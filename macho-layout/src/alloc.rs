@@ -84,6 +84,17 @@ pub struct SectionAlloc {
     free_by_size: BTreeSet<(u64, u64)>,
     /// Everything from here to `end` has never been handed out (or was given back at the end).
     top: u64,
+    /// What changed since [`SectionAlloc::checkpoint`], to put back on [`SectionAlloc::rollback`].
+    #[cfg_attr(feature = "serde", serde(skip))]
+    undo: Option<Box<AllocUndo>>,
+}
+
+/// The first value, since the checkpoint, of every slot and free interval that changed, and the top.
+#[derive(Debug, Clone)]
+struct AllocUndo {
+    slots: BTreeMap<u64, Option<Slot>>,
+    free: BTreeMap<u64, Option<u64>>,
+    top: u64,
 }
 
 impl SectionAlloc {
@@ -98,6 +109,53 @@ impl SectionAlloc {
             free_by_addr: BTreeMap::new(),
             free_by_size: BTreeSet::new(),
             top: base,
+            undo: None,
+        }
+    }
+
+    /// Starts recording changes, so that [`SectionAlloc::rollback`] can put everything back as it is now.
+    pub fn checkpoint(&mut self) {
+        self.undo =
+            Some(Box::new(AllocUndo { slots: BTreeMap::new(), free: BTreeMap::new(), top: self.top }));
+    }
+
+    /// Keeps every change since the checkpoint and stops recording.
+    pub fn commit(&mut self) {
+        self.undo = None;
+    }
+
+    /// Puts back what the allocator was at the checkpoint (nothing happens without one).
+    pub fn rollback(&mut self) {
+        let Some(undo) = self.undo.take() else { return };
+        for (addr, slot) in undo.slots {
+            match slot {
+                Some(slot) => self.slots.insert(addr, slot),
+                None => self.slots.remove(&addr),
+            };
+        }
+        for (start, len) in undo.free {
+            if let Some(now) = self.free_by_addr.remove(&start) {
+                self.free_by_size.remove(&(now, start));
+            }
+            if let Some(len) = len {
+                self.free_by_addr.insert(start, len);
+                self.free_by_size.insert((len, start));
+            }
+        }
+        self.top = undo.top;
+    }
+
+    /// Records the slot at `addr` before it changes.
+    fn note_slot(&mut self, addr: u64) {
+        if let Some(undo) = &mut self.undo {
+            undo.slots.entry(addr).or_insert_with(|| self.slots.get(&addr).copied());
+        }
+    }
+
+    /// Records the free interval at `start` before it changes.
+    fn note_free(&mut self, start: u64) {
+        if let Some(undo) = &mut self.undo {
+            undo.free.entry(start).or_insert_with(|| self.free_by_addr.get(&start).copied());
         }
     }
 
@@ -133,6 +191,7 @@ impl SectionAlloc {
             }
         };
         let slot = Slot { addr: VmAddr(addr), size, capacity };
+        self.note_slot(addr);
         self.slots.insert(addr, slot);
         Ok(slot)
     }
@@ -169,6 +228,7 @@ impl SectionAlloc {
 
     /// Gives the slot at `addr` back.
     pub fn free(&mut self, addr: VmAddr) -> Result<Slot, AllocError> {
+        self.note_slot(addr.0);
         let slot = self.slots.remove(&addr.0).ok_or(AllocError::NoSlot { addr })?;
         self.give_free(slot.addr.0, slot.capacity);
         Ok(slot)
@@ -202,6 +262,7 @@ impl SectionAlloc {
     }
 
     fn set(&mut self, slot: Slot) -> Slot {
+        self.note_slot(slot.addr.0);
         self.slots.insert(slot.addr.0, slot);
         slot
     }
@@ -217,6 +278,7 @@ impl SectionAlloc {
     }
 
     fn take_free(&mut self, start: u64, len: u64) {
+        self.note_free(start);
         self.free_by_addr.remove(&start);
         self.free_by_size.remove(&(len, start));
     }
@@ -241,6 +303,7 @@ impl SectionAlloc {
             self.top = start;
             return;
         }
+        self.note_free(start);
         self.free_by_addr.insert(start, len);
         self.free_by_size.insert((len, start));
     }
@@ -347,6 +410,46 @@ mod tests {
                 }
                 if let Err(e) = a.check() { prop_assert!(false, "{e}"); }
             }
+        }
+
+        /// Any operations after a checkpoint, rolled back, leave the allocator as it was (every slot, free
+        /// interval and index), and it then allocates as it would have.
+        #[test]
+        fn rollback_puts_back_what_was_at_the_checkpoint(
+            before in prop::collection::vec(op(), 0..60),
+            after in prop::collection::vec(op(), 1..60),
+        ) {
+            let mut a = SectionAlloc::new("__text", VmAddr(0x1_0000_4000), 64 * 1024, Padding::Code { min_capacity: 64 });
+            let mut live: Vec<VmAddr> = Vec::new();
+            let apply = |a: &mut SectionAlloc, live: &mut Vec<VmAddr>, op: &Op| match *op {
+                Op::Alloc { size, align_log } => {
+                    if let Ok(slot) = a.alloc(size, 1 << align_log) {
+                        live.push(slot.addr);
+                    }
+                }
+                Op::Grow { which, size } if !live.is_empty() => {
+                    a.grow(live[which % live.len()], size).unwrap();
+                }
+                Op::Free { which } if !live.is_empty() => {
+                    let addr = live.swap_remove(which % live.len());
+                    a.free(addr).unwrap();
+                }
+                _ => {}
+            };
+            for op in &before {
+                apply(&mut a, &mut live, op);
+            }
+            let saved = format!("{a:?}");
+            let mut untouched = a.clone();
+            a.checkpoint();
+            let mut scratch = live.clone();
+            for op in &after {
+                apply(&mut a, &mut scratch, op);
+            }
+            a.rollback();
+            prop_assert_eq!(format!("{a:?}"), saved);
+            if let Err(e) = a.check() { prop_assert!(false, "{e}"); }
+            prop_assert_eq!(a.alloc(100, 8).ok(), untouched.alloc(100, 8).ok());
         }
 
         #[test]

@@ -264,6 +264,37 @@ pub struct Image {
     /// has those bytes since the last render; `None` when they must be written again.
     #[cfg_attr(feature = "serde", serde(skip))]
     linkedit_written: Option<(u64, u64)>,
+    /// What changed since [`Image::checkpoint`], to put back on [`Image::rollback`].
+    #[cfg_attr(feature = "serde", serde(skip))]
+    undo: Option<Box<ImageUndo>>,
+}
+
+/// The image as it was at a checkpoint: small parts whole, large ones as the first value of each entry or
+/// byte range that changed since.
+#[derive(Debug, Clone)]
+struct ImageUndo {
+    atoms_len: usize,
+    atoms: BTreeMap<u32, Atom>,
+    by_addr: BTreeMap<VmAddr, Option<AtomId>>,
+    extents: [Option<Extent>; 6],
+    file_len: usize,
+    /// `(offset, bytes before they were overwritten)`, oldest first.
+    file: Vec<(u64, Vec<u8>)>,
+    dirty: Vec<Range<u64>>,
+    entry: Option<VmAddr>,
+    /// Whole sets replaced by `set_rebases` / `set_imports`; key changes recorded before are applied after.
+    rebases_whole: Option<BTreeSet<VmAddr>>,
+    rebases: BTreeMap<VmAddr, bool>,
+    imports_whole: Option<BTreeMap<VmAddr, Import>>,
+    imports: BTreeMap<VmAddr, Option<Import>>,
+    signature: CodeSignature,
+    uuid: Option<[u8; 16]>,
+    linkedit_capacity: u64,
+    rendered_once: bool,
+    last_segments: Vec<SegmentHeader>,
+    /// The encoded LINKEDIT the first time it was dropped since the checkpoint.
+    linkedit: Option<Option<EncodedLinkedit>>,
+    linkedit_written: Option<(u64, u64)>,
 }
 
 /// LINKEDIT's contents, with every piece's place relative to its start, and what the segment headers derive
@@ -325,6 +356,148 @@ impl Image {
             last_segments: Vec::new(),
             linkedit: None,
             linkedit_written: None,
+            undo: None,
+        }
+    }
+
+    /// Starts recording every change, so that [`Image::rollback`] can put the image back as it is now, at a
+    /// cost that follows what changed rather than the image's size. A checkpoint taken while one is open
+    /// replaces it.
+    pub fn checkpoint(&mut self) {
+        for alloc in &mut self.allocs {
+            alloc.checkpoint();
+        }
+        self.undo = Some(Box::new(ImageUndo {
+            atoms_len: self.atoms.len(),
+            atoms: BTreeMap::new(),
+            by_addr: BTreeMap::new(),
+            extents: self.extents,
+            file_len: self.file.len(),
+            file: Vec::new(),
+            dirty: self.dirty.clone(),
+            entry: self.entry,
+            rebases_whole: None,
+            rebases: BTreeMap::new(),
+            imports_whole: None,
+            imports: BTreeMap::new(),
+            signature: self.signature.clone(),
+            uuid: self.uuid,
+            linkedit_capacity: self.linkedit_capacity,
+            rendered_once: self.rendered_once,
+            last_segments: self.last_segments.clone(),
+            linkedit: None,
+            linkedit_written: self.linkedit_written,
+        }));
+    }
+
+    /// Keeps every change since the checkpoint and stops recording.
+    pub fn commit(&mut self) {
+        for alloc in &mut self.allocs {
+            alloc.commit();
+        }
+        self.undo = None;
+    }
+
+    /// Puts the image back as it was at the checkpoint: atoms, allocation, file bytes, rebases, imports,
+    /// signature. Without a checkpoint nothing happens.
+    pub fn rollback(&mut self) {
+        let Some(undo) = self.undo.take() else { return };
+        for alloc in &mut self.allocs {
+            alloc.rollback();
+        }
+        self.atoms.truncate(undo.atoms_len);
+        for (id, atom) in undo.atoms {
+            self.atoms[id as usize] = atom;
+        }
+        for (addr, id) in undo.by_addr {
+            match id {
+                Some(id) => self.by_addr.insert(addr, id),
+                None => self.by_addr.remove(&addr),
+            };
+        }
+        self.extents = undo.extents;
+        self.file.truncate(undo.file_len);
+        self.file.resize(undo.file_len, 0);
+        for (off, bytes) in undo.file.into_iter().rev() {
+            let (start, end) = (off as usize, (off as usize + bytes.len()).min(undo.file_len));
+            if start < end {
+                self.file[start..end].copy_from_slice(&bytes[..end - start]);
+            }
+        }
+        self.dirty = undo.dirty;
+        self.entry = undo.entry;
+        if let Some(rebases) = undo.rebases_whole {
+            self.rebases = rebases;
+        }
+        for (pointer, present) in undo.rebases {
+            if present {
+                self.rebases.insert(pointer);
+            } else {
+                self.rebases.remove(&pointer);
+            }
+        }
+        if let Some(imports) = undo.imports_whole {
+            self.imports = imports;
+        }
+        for (cell, import) in undo.imports {
+            match import {
+                Some(import) => self.imports.insert(cell, import),
+                None => self.imports.remove(&cell),
+            };
+        }
+        self.signature = undo.signature;
+        self.uuid = undo.uuid;
+        self.linkedit_capacity = undo.linkedit_capacity;
+        self.rendered_once = undo.rendered_once;
+        self.last_segments = undo.last_segments;
+        if let Some(linkedit) = undo.linkedit {
+            self.linkedit = linkedit;
+        }
+        self.linkedit_written = undo.linkedit_written;
+    }
+
+    /// Drops the encoded LINKEDIT (something it encodes changed), keeping it for a rollback.
+    fn drop_linkedit(&mut self) {
+        let old = self.linkedit.take();
+        if let Some(undo) = &mut self.undo
+            && undo.linkedit.is_none()
+        {
+            undo.linkedit = Some(old);
+        }
+    }
+
+    /// Records atom `id` before it changes (atoms added since the checkpoint are simply cut off).
+    fn note_atom(&mut self, id: AtomId) {
+        if let Some(undo) = &mut self.undo
+            && (id.0 as usize) < undo.atoms_len
+        {
+            undo.atoms.entry(id.0).or_insert_with(|| self.atoms[id.0 as usize].clone());
+        }
+    }
+
+    fn list(&mut self, addr: VmAddr, id: AtomId) {
+        if let Some(undo) = &mut self.undo {
+            undo.by_addr.entry(addr).or_insert_with(|| self.by_addr.get(&addr).copied());
+        }
+        self.by_addr.insert(addr, id);
+    }
+
+    fn unlist(&mut self, addr: VmAddr) {
+        if let Some(undo) = &mut self.undo {
+            undo.by_addr.entry(addr).or_insert_with(|| self.by_addr.get(&addr).copied());
+        }
+        self.by_addr.remove(&addr);
+    }
+
+    /// Records the file bytes at `off..off + len` before they are overwritten or cut.
+    fn note_file(&mut self, off: usize, len: usize) {
+        if let Some(undo) = &mut self.undo
+            && off < undo.file_len
+        {
+            let end = (off + len).min(undo.file_len).min(self.file.len());
+            if off < end {
+                undo.file.push((off as u64, self.file[off..end].to_vec()));
+            }
         }
     }
 
@@ -354,8 +527,8 @@ impl Image {
             live: true,
             retired: false,
         });
-        self.by_addr.insert(slot.addr, id);
-        self.linkedit = None;
+        self.list(slot.addr, id);
+        self.drop_linkedit();
         Ok(id)
     }
 
@@ -385,10 +558,10 @@ impl Image {
         // Allocate before freeing, so the new slot never overlaps the old bytes: a thread may still be in them.
         let slot = alloc.alloc(size, atom.align)?;
         alloc.free(atom.addr)?;
-        self.by_addr.remove(&atom.addr);
-        self.by_addr.insert(slot.addr, id);
+        self.unlist(atom.addr);
+        self.list(slot.addr, id);
         self.set_slot(id, slot);
-        self.linkedit = None;
+        self.drop_linkedit();
         Ok(Placement::Moved { from: atom.addr, to: slot.addr })
     }
 
@@ -404,10 +577,10 @@ impl Image {
         let slot = self.allocs[atom.section.index()].alloc(size, atom.align)?;
         let old = AtomId(self.atoms.len() as u32);
         self.atoms.push(Atom { retired: true, ..atom.clone() });
-        self.by_addr.remove(&atom.addr);
-        self.by_addr.insert(slot.addr, id);
+        self.unlist(atom.addr);
+        self.list(slot.addr, id);
         self.set_slot(id, slot);
-        self.linkedit = None;
+        self.drop_linkedit();
         Ok((Placement::Moved { from: atom.addr, to: slot.addr }, old))
     }
 
@@ -416,14 +589,16 @@ impl Image {
     pub fn retire_atom(&mut self, id: AtomId) -> Result<(), LayoutError> {
         let atom = self.live_atom(id)?.clone();
         if self.by_addr.get(&atom.addr) == Some(&id) {
-            self.by_addr.remove(&atom.addr);
-            self.linkedit = None;
+            self.unlist(atom.addr);
+            self.drop_linkedit();
         }
+        self.note_atom(id);
         self.atoms[id.0 as usize].retired = true;
         Ok(())
     }
 
     fn set_slot(&mut self, id: AtomId, slot: Slot) {
+        self.note_atom(id);
         let atom = &mut self.atoms[id.0 as usize];
         atom.addr = slot.addr;
         atom.size = slot.size;
@@ -436,9 +611,10 @@ impl Image {
         let atom = self.live_atom(id)?.clone();
         self.allocs[atom.section.index()].free(atom.addr)?;
         if self.by_addr.get(&atom.addr) == Some(&id) {
-            self.by_addr.remove(&atom.addr);
-            self.linkedit = None;
+            self.unlist(atom.addr);
+            self.drop_linkedit();
         }
+        self.note_atom(id);
         self.atoms[id.0 as usize].live = false;
         Ok(())
     }
@@ -488,8 +664,13 @@ impl Image {
     pub fn set_rebases(&mut self, pointers: Vec<VmAddr>) {
         let pointers: BTreeSet<VmAddr> = pointers.into_iter().collect();
         if self.rebases != pointers {
-            self.rebases = pointers;
-            self.linkedit = None;
+            let old = std::mem::replace(&mut self.rebases, pointers);
+            if let Some(undo) = &mut self.undo
+                && undo.rebases_whole.is_none()
+            {
+                undo.rebases_whole = Some(old);
+            }
+            self.drop_linkedit();
         }
     }
 
@@ -498,16 +679,27 @@ impl Image {
     pub fn change_rebases(&mut self, removed: &[VmAddr], added: &[VmAddr]) {
         let mut changed = false;
         let kept: BTreeSet<VmAddr> = added.iter().copied().collect();
+        let note = |undo: &mut Option<Box<ImageUndo>>, pointer: VmAddr, was: bool| {
+            if let Some(undo) = undo
+                && undo.rebases_whole.is_none()
+            {
+                undo.rebases.entry(pointer).or_insert(was);
+            }
+        };
         for pointer in removed {
             if !kept.contains(pointer) && self.rebases.remove(pointer) {
+                note(&mut self.undo, *pointer, true);
                 changed = true;
             }
         }
         for &pointer in added {
-            changed |= self.rebases.insert(pointer);
+            if self.rebases.insert(pointer) {
+                note(&mut self.undo, pointer, false);
+                changed = true;
+            }
         }
         if changed {
-            self.linkedit = None;
+            self.drop_linkedit();
         }
     }
 
@@ -521,8 +713,13 @@ impl Image {
     pub fn set_imports(&mut self, imports: Vec<Import>) {
         let imports: BTreeMap<VmAddr, Import> = imports.into_iter().map(|i| (i.cell, i)).collect();
         if self.imports != imports {
-            self.imports = imports;
-            self.linkedit = None;
+            let old = std::mem::replace(&mut self.imports, imports);
+            if let Some(undo) = &mut self.undo
+                && undo.imports_whole.is_none()
+            {
+                undo.imports_whole = Some(old);
+            }
+            self.drop_linkedit();
         }
     }
 
@@ -531,19 +728,31 @@ impl Image {
     pub fn change_imports(&mut self, removed: &[VmAddr], added: Vec<Import>) {
         let mut changed = false;
         let bound: BTreeSet<VmAddr> = added.iter().map(|i| i.cell).collect();
+        let note = |undo: &mut Option<Box<ImageUndo>>, cell: VmAddr, was: Option<Import>| {
+            if let Some(undo) = undo
+                && undo.imports_whole.is_none()
+            {
+                undo.imports.entry(cell).or_insert(was);
+            }
+        };
         for cell in removed {
-            if !bound.contains(cell) && self.imports.remove(cell).is_some() {
+            if !bound.contains(cell)
+                && let Some(was) = self.imports.remove(cell)
+            {
+                note(&mut self.undo, *cell, Some(was));
                 changed = true;
             }
         }
         for import in added {
             if self.imports.get(&import.cell) != Some(&import) {
-                self.imports.insert(import.cell, import);
+                let cell = import.cell;
+                let was = self.imports.insert(cell, import);
+                note(&mut self.undo, cell, was);
                 changed = true;
             }
         }
         if changed {
-            self.linkedit = None;
+            self.drop_linkedit();
         }
     }
 
@@ -561,6 +770,7 @@ impl Image {
     /// executable that its last render produced. The caller checks they are that file (a digest saved with the
     /// state); the layout table shows segments again after the next render.
     pub fn restore_file(&mut self, file: Vec<u8>) {
+        self.note_file(0, self.file.len());
         self.file = file;
         self.linkedit_written = None;
     }
@@ -577,7 +787,9 @@ impl Image {
         let Some(first) = old.iter().zip(bytes).position(|(a, b)| a != b) else { return };
         let last =
             old.iter().zip(bytes).rposition(|(a, b)| a != b).expect("a first difference implies a last");
-        self.file[off as usize..end].copy_from_slice(bytes);
+        self.note_file(off as usize + first, last + 1 - first);
+        let span = off as usize + first..off as usize + last + 1;
+        self.file[span].copy_from_slice(&bytes[first..=last]);
         self.dirty.push(off + first as u64..off + last as u64 + 1);
     }
 
@@ -706,6 +918,7 @@ impl Image {
 
         // Cut or extend the file to its new length, then write headers, LINKEDIT and its slack.
         if (self.file.len() as u64) > file_len {
+            self.note_file(file_len as usize, self.file.len() - file_len as usize);
             self.file.truncate(file_len as usize);
         }
         self.file.resize(file_len as usize, 0);
@@ -735,6 +948,7 @@ impl Image {
         if let Some(first) = old.iter().zip(&sig).position(|(a, b)| a != b) {
             let last = old.iter().zip(&sig).rposition(|(a, b)| a != b).expect("some byte differs");
             dirty.push(signature_off + first as u64..signature_off + last as u64 + 1);
+            self.note_file(signature_off as usize + first, last + 1 - first);
         }
         self.file[signature_off as usize..].copy_from_slice(&sig);
         self.rendered_once = true;
@@ -1095,6 +1309,98 @@ mod tests {
         image.atoms().filter(|(_, a)| a.section == Section::Data).map(|(_, a)| a.addr).collect()
     }
 
+    /// Applies one change; `n` names new atoms.
+    fn apply(
+        image: &mut Image,
+        listed: &mut Vec<AtomId>,
+        n: usize,
+        change: Change,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let pick = |which: usize, listed: &[AtomId]| listed[which % listed.len()];
+        match change {
+            Change::Add { text, size, external } => {
+                let (section, size) = if text { (Section::Text, size) } else { (Section::Data, 8) };
+                let id = image.add_atom(&format!("_a{n}"), section, size, 8, external).unwrap();
+                image.write_atom(id, &vec![n as u8; size as usize]).unwrap();
+                listed.push(id);
+            }
+            Change::Write { which, byte } => {
+                let id = pick(which, listed);
+                let size = image.atom(id).size as usize;
+                image.write_atom(id, &vec![byte; size]).unwrap();
+            }
+            Change::Resize { which, size, may_stay } => {
+                let id = pick(which, listed);
+                if image.atom(id).section == Section::Text {
+                    image.resize_atom(id, size, may_stay).unwrap();
+                }
+            }
+            Change::MoveKeepingOld { which } => {
+                let id = pick(which, listed);
+                let size = image.atom(id).size;
+                let (_, old) = image.move_atom_keeping_old(id, size).unwrap();
+                image.free_atom(old).unwrap();
+            }
+            Change::Retire { which } | Change::Free { which } if listed.len() > 1 => {
+                let id = listed.remove(1 + which % (listed.len() - 1));
+                if matches!(change, Change::Retire { .. }) {
+                    image.retire_atom(id).unwrap();
+                } else {
+                    image.free_atom(id).unwrap();
+                }
+            }
+            Change::Retire { .. } | Change::Free { .. } => {}
+            Change::Rebases { every } => {
+                let rebases = cells(image).into_iter().step_by(every).collect();
+                image.set_rebases(rebases);
+            }
+            Change::Imports { every } => {
+                let imports = cells(image)
+                    .into_iter()
+                    .skip(1)
+                    .step_by(every)
+                    .map(|cell| Import { cell, symbol: format!("_f{}", cell.0 % 7), dylib_ordinal: 1 })
+                    .collect();
+                image.set_imports(imports);
+            }
+            Change::EditRebases { remove_every, add_every } => {
+                let removed: Vec<VmAddr> = image.rebases().step_by(remove_every).collect();
+                let added: Vec<VmAddr> = cells(image).into_iter().step_by(add_every).collect();
+                let mut expected: BTreeSet<VmAddr> = image.rebases().collect();
+                for r in &removed {
+                    expected.remove(r);
+                }
+                expected.extend(added.iter().copied());
+                image.change_rebases(&removed, &added);
+                proptest::prop_assert_eq!(image.rebases().collect::<BTreeSet<_>>(), expected);
+            }
+            Change::EditImports { remove_every, add_every, symbol } => {
+                let removed: Vec<VmAddr> = image.imports().map(|i| i.cell).step_by(remove_every).collect();
+                let added: Vec<Import> = cells(image)
+                    .into_iter()
+                    .step_by(add_every)
+                    .map(|cell| Import { cell, symbol: format!("_g{symbol}"), dylib_ordinal: 1 })
+                    .collect();
+                let mut expected: BTreeMap<VmAddr, Import> =
+                    image.imports().map(|i| (i.cell, i.clone())).collect();
+                for r in &removed {
+                    expected.remove(r);
+                }
+                expected.extend(added.iter().map(|i| (i.cell, i.clone())));
+                image.change_imports(&removed, added);
+                let now: BTreeMap<VmAddr, Import> = image.imports().map(|i| (i.cell, i.clone())).collect();
+                proptest::prop_assert_eq!(now, expected);
+            }
+            Change::Entry { which } => {
+                let id = pick(which, listed);
+                if image.atom(id).section == Section::Text {
+                    image.set_entry(image.atom(id).addr);
+                }
+            }
+        }
+        Ok(())
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
@@ -1110,88 +1416,7 @@ mod tests {
             let mut listed = vec![main];
             image.render().unwrap();
             for (n, change) in changes.into_iter().enumerate() {
-                let pick = |which: usize, listed: &[AtomId]| listed[which % listed.len()];
-                match change {
-                    Change::Add { text, size, external } => {
-                        let (section, size) = if text { (Section::Text, size) } else { (Section::Data, 8) };
-                        let id = image.add_atom(&format!("_a{n}"), section, size, 8, external).unwrap();
-                        image.write_atom(id, &vec![n as u8; size as usize]).unwrap();
-                        listed.push(id);
-                    }
-                    Change::Write { which, byte } => {
-                        let id = pick(which, &listed);
-                        let size = image.atom(id).size as usize;
-                        image.write_atom(id, &vec![byte; size]).unwrap();
-                    }
-                    Change::Resize { which, size, may_stay } => {
-                        let id = pick(which, &listed);
-                        if image.atom(id).section == Section::Text {
-                            image.resize_atom(id, size, may_stay).unwrap();
-                        }
-                    }
-                    Change::MoveKeepingOld { which } => {
-                        let id = pick(which, &listed);
-                        let size = image.atom(id).size;
-                        let (_, old) = image.move_atom_keeping_old(id, size).unwrap();
-                        image.free_atom(old).unwrap();
-                    }
-                    Change::Retire { which } | Change::Free { which } if listed.len() > 1 => {
-                        let id = listed.remove(1 + which % (listed.len() - 1));
-                        if matches!(change, Change::Retire { .. }) {
-                            image.retire_atom(id).unwrap();
-                        } else {
-                            image.free_atom(id).unwrap();
-                        }
-                    }
-                    Change::Retire { .. } | Change::Free { .. } => {}
-                    Change::Rebases { every } => {
-                        let rebases = cells(&image).into_iter().step_by(every).collect();
-                        image.set_rebases(rebases);
-                    }
-                    Change::Imports { every } => {
-                        let imports = cells(&image)
-                            .into_iter()
-                            .skip(1)
-                            .step_by(every)
-                            .map(|cell| Import { cell, symbol: format!("_f{}", cell.0 % 7), dylib_ordinal: 1 })
-                            .collect();
-                        image.set_imports(imports);
-                    }
-                    Change::EditRebases { remove_every, add_every } => {
-                        let removed: Vec<VmAddr> = image.rebases().step_by(remove_every).collect();
-                        let added: Vec<VmAddr> = cells(&image).into_iter().step_by(add_every).collect();
-                        let mut expected: BTreeSet<VmAddr> = image.rebases().collect();
-                        for r in &removed {
-                            expected.remove(r);
-                        }
-                        expected.extend(added.iter().copied());
-                        image.change_rebases(&removed, &added);
-                        proptest::prop_assert_eq!(image.rebases().collect::<BTreeSet<_>>(), expected);
-                    }
-                    Change::EditImports { remove_every, add_every, symbol } => {
-                        let removed: Vec<VmAddr> = image.imports().map(|i| i.cell).step_by(remove_every).collect();
-                        let added: Vec<Import> = cells(&image)
-                            .into_iter()
-                            .step_by(add_every)
-                            .map(|cell| Import { cell, symbol: format!("_g{symbol}"), dylib_ordinal: 1 })
-                            .collect();
-                        let mut expected: BTreeMap<VmAddr, Import> =
-                            image.imports().map(|i| (i.cell, i.clone())).collect();
-                        for r in &removed {
-                            expected.remove(r);
-                        }
-                        expected.extend(added.iter().map(|i| (i.cell, i.clone())));
-                        image.change_imports(&removed, added);
-                        let now: BTreeMap<VmAddr, Import> = image.imports().map(|i| (i.cell, i.clone())).collect();
-                        proptest::prop_assert_eq!(now, expected);
-                    }
-                    Change::Entry { which } => {
-                        let id = pick(which, &listed);
-                        if image.atom(id).section == Section::Text {
-                            image.set_entry(image.atom(id).addr);
-                        }
-                    }
-                }
+                apply(&mut image, &mut listed, n, change)?;
                 let mut fresh = image.clone();
                 fresh.linkedit = None;
                 fresh.linkedit_written = None;
@@ -1200,6 +1425,48 @@ mod tests {
                 proptest::prop_assert!(image.file() == fresh.file(), "after change {}", n);
                 proptest::prop_assert_eq!(kept.dirty, encoded.dirty);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Whatever changes and renders follow a checkpoint, a rollback puts back every part of the image as
+        /// it was (atoms, allocation, file bytes, rebases, imports, signature, encoded LINKEDIT), and the image
+        /// then renders and changes as one that never saw them.
+        #[test]
+        fn rollback_puts_back_the_image_of_the_checkpoint(
+            before in proptest::collection::vec(change(), 0..20),
+            after in proptest::collection::vec((change(), proptest::prelude::any::<bool>()), 1..20),
+            next in change(),
+        ) {
+            let mut image = Image::new("undo", Some(crate::codesign::GET_TASK_ALLOW_ENTITLEMENTS), LayoutConfig::default());
+            let main = image.add_atom("_main", Section::Text, 8, 4, true).unwrap();
+            image.write_atom(main, &[0xc0, 0x03, 0x5f, 0xd6, 0xc0, 0x03, 0x5f, 0xd6]).unwrap();
+            image.set_entry(image.atom(main).addr);
+            let mut listed = vec![main];
+            for (n, change) in before.into_iter().enumerate() {
+                apply(&mut image, &mut listed, n, change)?;
+            }
+            image.render().unwrap();
+            let saved = format!("{image:?}");
+            let mut untouched = image.clone();
+            image.checkpoint();
+            let mut scratch = listed.clone();
+            for (n, (change, render)) in after.into_iter().enumerate() {
+                apply(&mut image, &mut scratch, 100 + n, change)?;
+                if render {
+                    image.render().unwrap();
+                }
+            }
+            image.rollback();
+            proptest::prop_assert_eq!(format!("{image:?}"), saved);
+            let mut untouched_listed = listed.clone();
+            apply(&mut image, &mut listed, 200, next.clone())?;
+            apply(&mut untouched, &mut untouched_listed, 200, next)?;
+            let (ours, theirs) = (image.render().unwrap(), untouched.render().unwrap());
+            proptest::prop_assert!(image.file() == untouched.file());
+            proptest::prop_assert_eq!(ours, theirs);
         }
     }
 
