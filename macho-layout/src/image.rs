@@ -31,8 +31,8 @@ use crate::addr::{FileOffset, PAGE_SIZE, VmAddr, page_align};
 use crate::alloc::{AllocError, Grown, Padding, SectionAlloc, Slot};
 use crate::codesign::CodeSignature;
 use crate::linkedit::{
-    BindEntry, ExportEntry, RebaseEntry, SymbolTable, SymtabRanges, encode_bind, encode_export_trie,
-    encode_function_starts, encode_rebase,
+    BindEntry, ExportEntry, RebaseEntry, SymbolRef, SymtabRanges, encode_bind, encode_export_trie,
+    encode_function_starts, encode_rebase, encode_symbols,
 };
 use crate::load_commands::{self, Blob, Commands, SectionHeader, SegmentHeader};
 
@@ -966,25 +966,44 @@ impl Image {
         };
         let rebase = piece(encode_rebase(&self.rebase_entries()?));
         let bind = piece(encode_bind(&self.bind_entries()?));
-        let mut export_entries = vec![ExportEntry { name: "__mh_execute_header", address: 0, flags: 0 }];
-        export_entries.extend(self.atoms().filter(|(_, a)| a.external).map(|(_, a)| ExportEntry {
-            name: &a.name,
-            address: a.addr - IMAGE_BASE,
-            flags: 0,
-        }));
-        let export = piece(encode_export_trie(&export_entries));
-        let starts: Vec<u64> =
-            self.atoms().filter(|(_, a)| a.section == Section::Text).map(|(_, a)| a.addr.0).collect();
-        let function_starts = piece(encode_function_starts(IMAGE_BASE.0, &starts));
-        let (nlists, strings, dysymtab) = self.symbol_table().encode();
-        let nsyms = (nlists.len() / 16) as u32;
-        let symtab = piece(nlists);
-        let strtab = piece(strings);
+        // One walk over the listed atoms, in address order, gathers everything else.
+        let mut locals = Vec::new();
+        let mut externals =
+            vec![SymbolRef::external("__mh_execute_header", Section::Text.n_sect(), IMAGE_BASE.0)];
+        let mut starts = Vec::new();
         let mut aligns = [1u64; 6];
         for (_, atom) in self.atoms() {
             let align = &mut aligns[atom.section.index()];
             *align = (*align).max(atom.align);
+            if atom.section == Section::Text {
+                starts.push(atom.addr.0);
+            }
+            if atom.external {
+                externals.push(SymbolRef::external(&atom.name, atom.section.n_sect(), atom.addr.0));
+            } else {
+                locals.push(SymbolRef::local(&atom.name, atom.section.n_sect(), atom.addr.0));
+            }
         }
+        // Sorted once here; the trie and the symbol table find them sorted.
+        externals.sort_by(|a, b| a.name.cmp(b.name));
+        let export_entries: Vec<ExportEntry<'_>> = externals
+            .iter()
+            .map(|e| ExportEntry { name: e.name, address: e.n_value - IMAGE_BASE.0, flags: 0 })
+            .collect();
+        let export = piece(encode_export_trie(&export_entries));
+        let function_starts = piece(encode_function_starts(IMAGE_BASE.0, &starts));
+        let mut imported: Vec<(&str, u16)> =
+            self.imports.values().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
+        imported.sort_unstable();
+        imported.dedup();
+        let undefined = imported
+            .into_iter()
+            .map(|(symbol, ordinal)| SymbolRef::undefined(symbol, ordinal as u8))
+            .collect();
+        let (nlists, strings, dysymtab) = encode_symbols(&locals, externals, undefined);
+        let nsyms = (nlists.len() / 16) as u32;
+        let symtab = piece(nlists);
+        let strtab = piece(strings);
         Ok(EncodedLinkedit {
             bytes,
             rebase,
@@ -1093,26 +1112,6 @@ impl Image {
                 })
             })
             .collect()
-    }
-
-    fn symbol_table(&self) -> SymbolTable {
-        let mut table = SymbolTable::default();
-        table.add_external("__mh_execute_header", Section::Text.n_sect(), IMAGE_BASE.0);
-        for (_, atom) in self.atoms() {
-            if atom.external {
-                table.add_external(&atom.name, atom.section.n_sect(), atom.addr.0);
-            } else {
-                table.add_local(&atom.name, atom.section.n_sect(), atom.addr.0);
-            }
-        }
-        let mut imported: Vec<(&str, u16)> =
-            self.imports.values().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
-        imported.sort_unstable();
-        imported.dedup();
-        for (symbol, ordinal) in imported {
-            table.add_undefined(symbol, ordinal as u8);
-        }
-        table
     }
 
     /// The map of the image as last rendered, one line a segment and a section and an atom, for people to read
@@ -1304,6 +1303,28 @@ mod tests {
         ]
     }
 
+    /// The symbol table built entry by entry with owned names, as LINKEDIT's encoder once did: the reference
+    /// the borrowed, single-walk encoding must match byte for byte.
+    fn owned_symbol_table(image: &Image) -> crate::linkedit::SymbolTable {
+        let mut table = crate::linkedit::SymbolTable::default();
+        table.add_external("__mh_execute_header", Section::Text.n_sect(), IMAGE_BASE.0);
+        for (_, atom) in image.atoms() {
+            if atom.external {
+                table.add_external(&atom.name, atom.section.n_sect(), atom.addr.0);
+            } else {
+                table.add_local(&atom.name, atom.section.n_sect(), atom.addr.0);
+            }
+        }
+        let mut imported: Vec<(&str, u16)> =
+            image.imports().map(|i| (i.symbol.as_str(), i.dylib_ordinal)).collect();
+        imported.sort_unstable();
+        imported.dedup();
+        for (symbol, ordinal) in imported {
+            table.add_undefined(symbol, ordinal as u8);
+        }
+        table
+    }
+
     /// The data atoms (8-byte cells) the rebase and import lists pick from.
     fn cells(image: &Image) -> Vec<VmAddr> {
         image.atoms().filter(|(_, a)| a.section == Section::Data).map(|(_, a)| a.addr).collect()
@@ -1421,6 +1442,21 @@ mod tests {
                 fresh.linkedit = None;
                 fresh.linkedit_written = None;
                 let kept = image.render().unwrap();
+                let (nlists, strings, ranges) = owned_symbol_table(&image).encode();
+                let encoded = image.linkedit.as_ref().unwrap();
+                let piece = |(off, size): (u64, u32)| &encoded.bytes[off as usize..off as usize + size as usize];
+                proptest::prop_assert!(piece(encoded.symtab) == &nlists[..], "symbols after change {}", n);
+                proptest::prop_assert!(piece(encoded.strtab) == &strings[..], "strings after change {}", n);
+                proptest::prop_assert_eq!(encoded.dysymtab, ranges);
+                let mut exports: Vec<(String, u64, u64)> = image
+                    .atoms()
+                    .filter(|(_, a)| a.external)
+                    .map(|(_, a)| (a.name.clone(), 0, a.addr - IMAGE_BASE))
+                    .collect();
+                exports.push(("__mh_execute_header".into(), 0, 0));
+                exports.sort();
+                let trie = crate::linkedit::export_trie_for_tests(piece(encoded.export)).unwrap();
+                proptest::prop_assert_eq!(trie, exports);
                 let encoded = fresh.render().unwrap();
                 proptest::prop_assert!(image.file() == fresh.file(), "after change {}", n);
                 proptest::prop_assert_eq!(kept.dirty, encoded.dirty);

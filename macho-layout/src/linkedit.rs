@@ -16,7 +16,13 @@ pub use export_trie::{ExportEntry, encode_export_trie};
 pub use function_starts::encode_function_starts;
 pub use leb::{read_sleb, read_uleb, write_sleb, write_uleb};
 pub use rebase::{RebaseEntry, encode_rebase};
-pub use symtab::{SymbolTable, SymtabRanges};
+pub use symtab::{SymbolRef, SymbolTable, SymtabRanges, encode_symbols};
+
+/// The export trie's (name, flags, address) entries, decoded independently of the encoder, for tests.
+#[cfg(test)]
+pub(crate) fn export_trie_for_tests(bytes: &[u8]) -> Result<Vec<(String, u64, u64)>, String> {
+    export_trie::decode_export_trie(bytes)
+}
 
 /// Moves dyld's cursor, `(segment, offset)` or `None` before the first move, to `to`: a forward move within
 /// the segment adds the gap (`*_ADD_ADDR_ULEB`), anything else sets segment and offset

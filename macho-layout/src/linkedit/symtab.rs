@@ -28,6 +28,91 @@ struct Entry {
     n_value: u64,
 }
 
+impl Entry {
+    fn as_ref(&self) -> SymbolRef<'_> {
+        SymbolRef {
+            name: &self.name,
+            n_type: self.n_type,
+            n_sect: self.n_sect,
+            n_desc: self.n_desc,
+            n_value: self.n_value,
+        }
+    }
+}
+
+/// One symbol whose name is borrowed, for [`encode_symbols`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymbolRef<'a> {
+    pub name: &'a str,
+    pub n_type: u8,
+    pub n_sect: u8,
+    pub n_desc: u16,
+    pub n_value: u64,
+}
+
+impl<'a> SymbolRef<'a> {
+    /// A symbol defined in section `n_sect`, not exported.
+    pub fn local(name: &'a str, n_sect: u8, value: u64) -> SymbolRef<'a> {
+        SymbolRef { name, n_type: N_SECT, n_sect, n_desc: 0, n_value: value }
+    }
+
+    /// A symbol defined in section `n_sect` and exported.
+    pub fn external(name: &'a str, n_sect: u8, value: u64) -> SymbolRef<'a> {
+        SymbolRef { name, n_type: N_SECT | N_EXT, n_sect, n_desc: 0, n_value: value }
+    }
+
+    /// An imported symbol from the dylib with the given 1-based ordinal.
+    pub fn undefined(name: &'a str, dylib_ordinal: u8) -> SymbolRef<'a> {
+        SymbolRef {
+            name,
+            n_type: N_UNDF | N_EXT,
+            n_sect: 0,
+            n_desc: u16::from(dylib_ordinal) << 8,
+            n_value: 0,
+        }
+    }
+}
+
+/// The `nlist_64` entries, the string table and the index ranges of `locals` (in the order given), then
+/// `externals` and `undefined`, each sorted by name (stably: equal names keep their order). What
+/// [`SymbolTable::encode`] gives, without owning the names.
+pub fn encode_symbols(
+    locals: &[SymbolRef<'_>],
+    mut externals: Vec<SymbolRef<'_>>,
+    mut undefined: Vec<SymbolRef<'_>>,
+) -> (Vec<u8>, Vec<u8>, SymtabRanges) {
+    externals.sort_by(|a, b| a.name.cmp(b.name));
+    undefined.sort_by(|a, b| a.name.cmp(b.name));
+    let count = locals.len() + externals.len() + undefined.len();
+    let names: usize = locals.iter().chain(&externals).chain(&undefined).map(|e| e.name.len() + 1).sum();
+    let mut strings = Vec::with_capacity(2 + names + 8);
+    strings.extend_from_slice(b" \0");
+    let mut nlists = Vec::with_capacity(count * NLIST_SIZE);
+    for entry in locals.iter().chain(&externals).chain(&undefined) {
+        let strx = strings.len() as u32;
+        strings.extend_from_slice(entry.name.as_bytes());
+        strings.push(0);
+        nlists.extend_from_slice(&strx.to_le_bytes());
+        nlists.push(entry.n_type);
+        nlists.push(entry.n_sect);
+        nlists.extend_from_slice(&entry.n_desc.to_le_bytes());
+        nlists.extend_from_slice(&entry.n_value.to_le_bytes());
+    }
+    while !strings.len().is_multiple_of(8) {
+        strings.push(0);
+    }
+    let (nl, ne, nu) = (locals.len() as u32, externals.len() as u32, undefined.len() as u32);
+    let ranges = SymtabRanges {
+        ilocalsym: 0,
+        nlocalsym: nl,
+        iextdefsym: nl,
+        nextdefsym: ne,
+        iundefsym: nl + ne,
+        nundefsym: nu,
+    };
+    (nlists, strings, ranges)
+}
+
 /// A symbol table under construction.
 #[derive(Debug, Clone, Default)]
 pub struct SymbolTable {
@@ -61,35 +146,10 @@ impl SymbolTable {
     /// The `nlist_64` entries and the string table (which starts with `" \0"` as ld64's does, and is padded to
     /// 8 bytes), and the index ranges.
     pub fn encode(&self) -> (Vec<u8>, Vec<u8>, SymtabRanges) {
-        let mut externals = self.externals.clone();
-        externals.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut undefined = self.undefined.clone();
-        undefined.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut strings = vec![b' ', 0];
-        let mut nlists = Vec::with_capacity(self.len() * NLIST_SIZE);
-        for entry in self.locals.iter().chain(&externals).chain(&undefined) {
-            let strx = strings.len() as u32;
-            strings.extend_from_slice(entry.name.as_bytes());
-            strings.push(0);
-            nlists.extend_from_slice(&strx.to_le_bytes());
-            nlists.push(entry.n_type);
-            nlists.push(entry.n_sect);
-            nlists.extend_from_slice(&entry.n_desc.to_le_bytes());
-            nlists.extend_from_slice(&entry.n_value.to_le_bytes());
+        fn refs(entries: &[Entry]) -> Vec<SymbolRef<'_>> {
+            entries.iter().map(Entry::as_ref).collect()
         }
-        while !strings.len().is_multiple_of(8) {
-            strings.push(0);
-        }
-        let (nl, ne, nu) = (self.locals.len() as u32, externals.len() as u32, undefined.len() as u32);
-        let ranges = SymtabRanges {
-            ilocalsym: 0,
-            nlocalsym: nl,
-            iextdefsym: nl,
-            nextdefsym: ne,
-            iundefsym: nl + ne,
-            nundefsym: nu,
-        };
-        (nlists, strings, ranges)
+        encode_symbols(&refs(&self.locals), refs(&self.externals), refs(&self.undefined))
     }
 
     /// The number of symbols.
