@@ -16,10 +16,11 @@ pub struct ExportEntry<'a> {
     pub flags: u64,
 }
 
+/// A trie node; edge labels borrow the names they come from.
 #[derive(Debug, Default)]
-struct Node {
+struct Node<'a> {
     terminal: Option<(u64, u64)>,
-    edges: Vec<(Vec<u8>, usize)>,
+    edges: Vec<(&'a [u8], usize)>,
     offset: u64,
 }
 
@@ -71,7 +72,7 @@ pub fn encode_export_trie(entries: &[ExportEntry<'_>]) -> Vec<u8> {
 }
 
 /// Builds the subtree of `node` for `entries`, which all share their first `depth` bytes.
-fn build(nodes: &mut Vec<Node>, node: usize, entries: &[&ExportEntry<'_>], depth: usize) {
+fn build<'a>(nodes: &mut Vec<Node<'a>>, node: usize, entries: &[&ExportEntry<'a>], depth: usize) {
     let mut rest = entries;
     if let Some(first) = rest.first()
         && first.name.len() == depth
@@ -86,7 +87,7 @@ fn build(nodes: &mut Vec<Node>, node: usize, entries: &[&ExportEntry<'_>], depth
         // The edge label runs to the longest prefix the whole group shares.
         let last = group[group_len - 1].name.as_bytes();
         let common = first.name.as_bytes().iter().zip(last).skip(depth).take_while(|(a, b)| a == b).count();
-        let label = first.name.as_bytes()[depth..depth + common].to_vec();
+        let label = &first.name.as_bytes()[depth..depth + common];
         let child = nodes.len();
         nodes.push(Node::default());
         nodes[node].edges.push((label, child));
@@ -95,7 +96,7 @@ fn build(nodes: &mut Vec<Node>, node: usize, entries: &[&ExportEntry<'_>], depth
     }
 }
 
-fn node_size(nodes: &[Node], i: usize) -> usize {
+fn node_size(nodes: &[Node<'_>], i: usize) -> usize {
     let node = &nodes[i];
     let terminal = match node.terminal {
         Some((flags, address)) => {
