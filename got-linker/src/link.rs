@@ -132,6 +132,21 @@ pub struct Linker {
     /// What the update under way changed, to undo it if it fails. Empty between updates.
     #[cfg_attr(feature = "serde", serde(skip))]
     journal: Journal,
+    /// A successful update not yet committed ([`Linker::update_pending`]): what undoing it restores.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pending: Option<Pending>,
+    /// The cache the update under way replaced, moved into `pending` when it returns.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    replaced_cache: Option<PrepareCache>,
+}
+
+/// What rolling back a pending update restores besides the journal and the image's checkpoint.
+#[derive(Debug, Clone, Default)]
+struct Pending {
+    retired_code: Vec<(AtomId, Range<u64>)>,
+    updates: u64,
+    /// The cache the update replaced (`None` if it failed before replacing it).
+    cache: Option<PrepareCache>,
 }
 
 /// The previous value of every map entry the update under way changed (`None`: there was none).
@@ -205,6 +220,8 @@ impl Linker {
             updates: 0,
             cache: PrepareCache::default(),
             journal: Journal::default(),
+            pending: None,
+            replaced_cache: None,
         }
     }
 
@@ -232,26 +249,68 @@ impl Linker {
     /// Links `objects` into the image, changing only what differs from the last update. `live` says which
     /// code a running process may be in. On error nothing changed.
     pub fn update(&mut self, objects: &[InputObject], live: &dyn Liveness) -> Result<Patch, LinkError> {
+        let patch = self.update_pending(objects, live)?;
+        self.commit_pending();
+        Ok(patch)
+    }
+
+    /// [`Linker::update`], but the update can still be undone: the caller applies the patch where it must go (the
+    /// file, a process) and then calls [`Linker::commit_pending`], or [`Linker::rollback_pending`] to return to
+    /// the linker as it was before, if applying failed. A pending update not yet settled is committed first.
+    pub fn update_pending(
+        &mut self,
+        objects: &[InputObject],
+        live: &dyn Liveness,
+    ) -> Result<Patch, LinkError> {
+        self.commit_pending();
         let _span = tracing::info_span!("link.update", objects = objects.len()).entered();
         self.journal = Journal::default();
         // The image records what the update changes in it, and the retired code is a short list.
         self.image.checkpoint();
         let retired_code = self.retired_code.clone();
+        let updates = self.updates;
         let result = self.update_in_place(objects, live);
-        let journal = std::mem::take(&mut self.journal);
-        if result.is_ok() {
-            self.image.commit();
-        } else {
-            // `updates` and the cache change only once nothing can fail any more.
-            self.image.rollback();
-            self.retired_code = retired_code;
-            restore(&mut self.atoms, journal.atoms);
-            restore(&mut self.indirect, journal.indirect);
-            restore(&mut self.gots, journal.gots);
-            restore(&mut self.cells, journal.cells);
-            restore(&mut self.cell_ids, journal.cell_ids);
+        let pending = Pending { retired_code, updates, cache: self.replaced_cache.take() };
+        match result {
+            Ok(patch) => {
+                self.pending = Some(pending);
+                Ok(patch)
+            }
+            Err(e) => {
+                self.undo(pending);
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Makes a pending update final (nothing to do if there is none).
+    pub fn commit_pending(&mut self) {
+        if self.pending.take().is_some() {
+            self.image.commit();
+            self.journal = Journal::default();
+        }
+    }
+
+    /// Undoes a pending update: the linker, its image and its file are as they were before it.
+    pub fn rollback_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.undo(pending);
+        }
+    }
+
+    fn undo(&mut self, pending: Pending) {
+        let journal = std::mem::take(&mut self.journal);
+        self.image.rollback();
+        self.retired_code = pending.retired_code;
+        self.updates = pending.updates;
+        if let Some(cache) = pending.cache {
+            self.cache = cache;
+        }
+        restore(&mut self.atoms, journal.atoms);
+        restore(&mut self.indirect, journal.indirect);
+        restore(&mut self.gots, journal.gots);
+        restore(&mut self.cells, journal.cells);
+        restore(&mut self.cell_ids, journal.cell_ids);
     }
 
     /// The linked atom with this key, its previous value journaled.
@@ -372,7 +431,7 @@ impl Linker {
         // Code and constant data first, then data fixes, then cells: a stable sort keeps each group's order.
         writes.sort_by_key(|w| w.kind);
         self.updates += 1;
-        self.cache = program.cache;
+        self.replaced_cache = Some(std::mem::replace(&mut self.cache, program.cache));
         Ok(Patch {
             writes,
             new_imports,

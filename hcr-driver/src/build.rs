@@ -137,8 +137,8 @@ pub struct Linked {
     /// Translation units compiled (the rest were up to date).
     pub compiled: Vec<PathBuf>,
     pub patch: Patch,
-    /// The linker after the update; [`Project::commit`] makes it current.
-    pub linker: Linker,
+    /// Whether the update continued from an earlier one (else it wrote the whole file).
+    pub incremental: bool,
     /// Time spent compiling, parsing objects, and linking.
     pub compile_time: std::time::Duration,
     pub parse_time: std::time::Duration,
@@ -248,20 +248,27 @@ impl Project {
         Ok(Objects { compiled: stale, objects, compile_time, parse_time: started.elapsed() })
     }
 
-    /// Links `objects` against the current image without changing the project: [`Project::commit`] makes the
-    /// result current once the caller has applied it where it must go.
-    pub fn link(&self, objects: Objects, live: &dyn got_linker::Liveness) -> Result<Linked, BuildError> {
-        let mut linker = self.linker.clone();
+    /// Links `objects` against the current image. The update stays pending: [`Project::commit`] makes it final
+    /// once the caller has applied it where it must go, [`Project::abandon`] undoes it.
+    pub fn link(&mut self, objects: Objects, live: &dyn got_linker::Liveness) -> Result<Linked, BuildError> {
+        let incremental = self.linker.updates() > 0;
         let started = std::time::Instant::now();
-        let patch = linker.update(&objects.objects, live)?;
+        let patch = self.linker.update_pending(&objects.objects, live)?;
         Ok(Linked {
             compiled: objects.compiled,
             patch,
-            linker,
+            incremental,
             compile_time: objects.compile_time,
             parse_time: objects.parse_time,
             link_time: started.elapsed(),
         })
+    }
+
+    /// Undoes the link whose result could not be applied: the linker, and with it the file's contents, are as
+    /// they were before [`Project::link`].
+    pub fn abandon(&mut self, linked: Linked) {
+        drop(linked);
+        self.linker.rollback_pending();
     }
 
     /// [`Project::compile`], then [`Project::link`].
@@ -276,7 +283,7 @@ impl Project {
     pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
         let patch = &linked.patch;
         let out = &self.options.out;
-        if self.linker.updates() > 0 && !patch.file_dirty.is_empty() && out.exists() {
+        if linked.incremental && !patch.file_dirty.is_empty() && out.exists() {
             // The new file is a new inode renamed over `out`, so a hard link keeps the old one without a copy.
             let previous = self.state.join("previous");
             let _ = std::fs::remove_file(&previous);
@@ -284,7 +291,7 @@ impl Project {
                 .or_else(|_| std::fs::copy(out, &previous).map(|_| ()))
                 .with_context(|| format!("keeping the previous executable as {}", previous.display()))?;
         }
-        if self.linker.updates() > 0 && out.exists() {
+        if linked.incremental && out.exists() {
             let writes: Vec<exe_file::FileWrite<'_>> = patch
                 .file_dirty
                 .iter()
@@ -302,7 +309,7 @@ impl Project {
 
     /// Makes the update current and saves the state beside the executable.
     pub fn commit(&mut self, linked: Linked) -> anyhow::Result<()> {
-        self.linker = linked.linker;
+        self.linker.commit_pending();
         save_linker(&self.state.join("link.state"), &self.linker, &linked.patch.file)?;
         let graph_path = self.state.join("graph.json");
         self.graph.save(&graph_path).with_context(|| format!("writing {}", graph_path.display()))
@@ -314,7 +321,10 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Built> {
     let mut project = Project::open(options.clone())?;
     let incremental = project.restored;
     let linked = project.compile_and_link(&NothingLive).map_err(anyhow::Error::from)?;
-    project.write_file(&linked)?;
+    if let Err(e) = project.write_file(&linked) {
+        project.abandon(linked);
+        return Err(e);
+    }
     let (compiled, patch) = (linked.compiled.clone(), linked.patch.clone());
     project.commit(linked)?;
     Ok(Built { compiled, incremental, patch })

@@ -131,7 +131,8 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
             .with_target(false)
-            .without_time()
+            // No timestamps; `without_time()` would also drop the span durations this flag is for.
+            .with_timer(())
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_max_level(tracing::Level::INFO)
             .init();

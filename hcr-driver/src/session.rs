@@ -117,7 +117,10 @@ impl<L: Launcher> Session<L> {
         let objects = self.project.compile()?;
         let linked = self.project.link(objects, &got_linker::NothingLive)?;
         let write_started = Instant::now();
-        self.project.write_file(&linked).map_err(internal)?;
+        if let Err(e) = self.project.write_file(&linked) {
+            self.project.abandon(linked);
+            return Err(internal(e));
+        }
         let write_file = write_started.elapsed();
         let report = report(&linked, None, write_file, Duration::ZERO);
         self.project.commit(linked).map_err(internal)?;
@@ -158,7 +161,7 @@ impl<L: Launcher> Session<L> {
         let objects = self.project.compile()?;
         let task = target.task();
         let slide = target.slide();
-        let patch_started = Instant::now();
+        let suspended_at = Instant::now();
         let suspended = task.suspend().map_err(|e| task_error("suspending the program", e))?;
         let text = self.project.linker().image().section_range(Section::Text);
         let live = LiveCode::scan(task, text.start.0 + slide..text.end.0 + slide, slide)
@@ -166,12 +169,21 @@ impl<L: Launcher> Session<L> {
         let linked = self.project.link(objects, &live)?;
         // New imports are bound with the other cell stores: after the code and data that may use them (the
         // order `apply` checks), before the cells that publish that code.
-        let binds = import_binds(&linked.patch, target)?;
+        let binds = match import_binds(&linked.patch, target) {
+            Ok(binds) => binds,
+            Err(e) => {
+                self.project.abandon(linked);
+                return Err(e);
+            }
+        };
         let mut writes = linked.patch.writes.clone();
         let first_cell = writes.iter().position(|w| w.kind == WriteKind::Cell).unwrap_or(writes.len());
         writes.splice(first_cell..first_cell, binds);
         let write_started = Instant::now();
-        self.project.write_file(&linked).map_err(internal)?;
+        if let Err(e) = self.project.write_file(&linked) {
+            self.project.abandon(linked);
+            return Err(internal(e));
+        }
         let write_file = write_started.elapsed();
         let stats = match apply(suspended, &live, slide, &writes) {
             Ok(stats) => stats,
@@ -185,12 +197,15 @@ impl<L: Launcher> Session<L> {
             }
             Err(e) => {
                 // Refused before any write: the process is as it was (and resumed). Put the file back too.
+                self.project.abandon(linked);
                 let old = self.project.linker().file().to_vec();
                 crate::exe_file::replace(&self.project.options.out, &old).map_err(internal)?;
                 return Err(SessionError::new(ErrorKind::Patch, e.to_string()));
             }
         };
-        let report = report(&linked, Some(stats), write_file, patch_started.elapsed() - write_file);
+        // The time the program spent stopped, less the link and the file, which do not touch it.
+        let patch_process = suspended_at.elapsed().saturating_sub(linked.link_time + write_file);
+        let report = report(&linked, Some(stats), write_file, patch_process);
         self.project.commit(linked).map_err(internal)?;
         self.last_report = Some(report.clone());
         Ok(report)

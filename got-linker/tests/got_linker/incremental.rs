@@ -549,3 +549,26 @@ proptest! {
         prop_assert_eq!(fresh.signatures(), linker.signatures());
     }
 }
+
+#[test]
+fn a_pending_update_rolled_back_leaves_everything_as_it_was_and_the_same_update_applies_again() {
+    let mut ws = Workspace::new("-O0");
+    let mut linker = new_linker();
+    linker
+        .update(&ws.objects(&[("main", SEED_MAIN.into()), ("bar", SEED_BAR.into())]), &NothingLive)
+        .unwrap();
+    let before = linker.file().to_vec();
+    let (updates, signatures, map) = (linker.updates(), linker.signatures(), linker.symbol_map());
+    let grown = ws.objects(&[("main", SEED_MAIN.into()), ("bar", SEED_BAR_GROWN.into())]);
+    let pending = linker.update_pending(&grown, &NothingLive).unwrap();
+    assert_eq!(pending.summary.moved.len(), 1);
+    linker.rollback_pending();
+    assert_eq!(linker.file(), before.as_slice());
+    assert_eq!((linker.updates(), linker.signatures(), linker.symbol_map()), (updates, signatures, map));
+    linker.verify().unwrap();
+    // The same update, now committed, gives the same patch.
+    let again = linker.update(&grown, &NothingLive).unwrap();
+    assert_eq!(again.describe(), pending.describe());
+    assert_eq!(again.file, pending.file);
+    linker.verify().unwrap();
+}
