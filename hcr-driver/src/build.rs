@@ -307,12 +307,20 @@ impl Project {
         .with_context(|| format!("writing {}", out.display()))
     }
 
-    /// Makes the update current and saves the state beside the executable.
+    /// Makes the update final and saves the build graph; [`Project::save_state`] saves the linker's state.
     pub fn commit(&mut self, linked: Linked) -> anyhow::Result<()> {
+        drop(linked);
         self.linker.commit_pending();
-        save_linker(&self.state.join("link.state"), &self.linker, &linked.patch.file)?;
         let graph_path = self.state.join("graph.json");
         self.graph.save(&graph_path).with_context(|| format!("writing {}", graph_path.display()))
+    }
+
+    /// Saves the linker's state beside the executable, so that the next hcr continues incrementally. It is
+    /// only used while the executable is the one it describes (its digest is saved with it), so a state saved
+    /// late, or not at all, costs a full link and never a wrong one. A session saves it when it ends rather
+    /// than after every update: it is as large as the program.
+    pub fn save_state(&self) -> anyhow::Result<()> {
+        save_linker(&self.state.join("link.state"), &self.linker, self.linker.file())
     }
 }
 
@@ -327,6 +335,7 @@ pub fn build(options: &BuildOptions) -> anyhow::Result<Built> {
     }
     let (compiled, patch) = (linked.compiled.clone(), linked.patch.clone());
     project.commit(linked)?;
+    project.save_state()?;
     Ok(Built { compiled, incremental, patch })
 }
 

@@ -261,10 +261,14 @@ impl<L: Launcher> Session<L> {
         if std::mem::replace(&mut self.end_announced, true) { None } else { Some(status) }
     }
 
-    /// Stops the program.
+    /// Stops the program and saves the link state, so that the next `hcr build` or `hcr run` continues
+    /// incrementally.
     pub fn stop(&mut self) {
         if let Some(mut target) = self.target.take() {
             target.kill();
+        }
+        if let Err(e) = self.project.save_state() {
+            eprintln!("hcr: saving the link state: {e:#} (the next build links from scratch)");
         }
     }
 }

@@ -198,6 +198,18 @@ fn an_editor_drives_hot_updates_through_the_socket_and_state_survives() {
     assert_eq!(response["ok"], true, "{response}");
     let status = hcr.child.wait().unwrap();
     assert!(status.success(), "{status}");
+    // The session saved its link state when it ended: the next build continues from it.
+    let build = Command::new(env!("CARGO_BIN_EXE_hcr"))
+        .current_dir(dir.path())
+        .args(["build", "-o", "prog", "main.c", "tick.c"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&build.stdout);
+    assert!(
+        said.contains("0 compiled, incremental link"),
+        "{said}{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
 }
 
 #[test]
