@@ -129,6 +129,19 @@ pub struct Project {
     /// Whether `linker` continued from saved state (else it started from the empty image).
     pub restored: bool,
     state: PathBuf,
+    /// The objects as last parsed, in link order, and what each file was then: an object whose file did not
+    /// change is not read and parsed again.
+    objects: Vec<InputObject>,
+    stamps: Vec<(PathBuf, Stamp)>,
+}
+
+/// What identifies an object file's contents cheaply: its length and modification time. Objects hcr compiles
+/// itself are parsed again whenever they are recompiled, whatever their stamp says.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()))
 }
 
 #[derive(Debug)]
@@ -150,7 +163,8 @@ pub struct Linked {
 pub struct Objects {
     /// Translation units compiled this time.
     pub compiled: Vec<PathBuf>,
-    pub objects: Vec<InputObject>,
+    /// Objects read and parsed this time (the others were unchanged).
+    pub parsed: usize,
     pub compile_time: std::time::Duration,
     pub parse_time: std::time::Duration,
 }
@@ -187,7 +201,7 @@ impl Project {
                 )
             }
         };
-        Ok(Project { options, graph, linker, restored, state })
+        Ok(Project { options, graph, linker, restored, state, objects: Vec::new(), stamps: Vec::new() })
     }
 
     /// The linker as of the last committed update.
@@ -237,15 +251,33 @@ impl Project {
         let mut object_paths: Vec<PathBuf> =
             sources.iter().map(|s| crate::compile::object_path(&objects_dir, s)).collect();
         object_paths.extend(given_objects);
-        let objects = object_paths
-            .iter()
-            .map(|p| {
-                let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-                Ok(parse_object(p, &bytes)?)
-            })
-            .collect::<Result<Vec<InputObject>, BuildError>>()?;
+        let recompiled: Vec<PathBuf> =
+            stale.iter().map(|s| crate::compile::object_path(&objects_dir, s)).collect();
+        let mut previous: std::collections::HashMap<PathBuf, (Stamp, InputObject)> =
+            std::mem::take(&mut self.stamps)
+                .into_iter()
+                .zip(std::mem::take(&mut self.objects))
+                .map(|((path, stamp), object)| (path, (stamp, object)))
+                .collect();
+        let (mut objects, mut stamps, mut parsed) = (Vec::new(), Vec::new(), 0);
+        for path in &object_paths {
+            let now =
+                stamp(path).ok_or_else(|| anyhow::anyhow!("reading {}: no such file", path.display()))?;
+            let object = match previous.remove(path) {
+                Some((then, object)) if then == now && !recompiled.contains(path) => object,
+                _ => {
+                    parsed += 1;
+                    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                    parse_object(path, &bytes)?
+                }
+            };
+            objects.push(object);
+            stamps.push((path.clone(), now));
+        }
+        self.objects = objects;
+        self.stamps = stamps;
         self.graph = graph;
-        Ok(Objects { compiled: stale, objects, compile_time, parse_time: started.elapsed() })
+        Ok(Objects { compiled: stale, parsed, compile_time, parse_time: started.elapsed() })
     }
 
     /// Links `objects` against the current image. The update stays pending: [`Project::commit`] makes it final
@@ -253,7 +285,7 @@ impl Project {
     pub fn link(&mut self, objects: Objects, live: &dyn got_linker::Liveness) -> Result<Linked, BuildError> {
         let incremental = self.linker.updates() > 0;
         let started = std::time::Instant::now();
-        let patch = self.linker.update_pending(&objects.objects, live)?;
+        let patch = self.linker.update_pending(&self.objects, live)?;
         Ok(Linked {
             compiled: objects.compiled,
             patch,

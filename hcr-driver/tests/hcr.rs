@@ -146,3 +146,26 @@ mod generated;
 #[cfg(feature = "sim")]
 #[path = "hcr/faults.rs"]
 mod faults;
+
+#[test]
+fn a_session_reads_and_parses_only_the_objects_that_changed() {
+    use hcr_driver::build::{BuildOptions, Project, Sdk};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    let options = BuildOptions {
+        out: dir.path().join("prog"),
+        inputs: vec![dir.path().join("main.c"), dir.path().join("util.c")],
+        flags: vec!["-O0".into()],
+        sdk: Sdk::locate(None).unwrap(),
+        cc: None,
+    };
+    let mut project = Project::open(options).unwrap();
+    assert_eq!(project.compile().unwrap().parsed, 2);
+    assert_eq!(project.compile().unwrap().parsed, 0);
+    std::fs::write(dir.path().join("util.c"), UTIL.replace("x * 2", "x * 5")).unwrap();
+    let objects = project.compile().unwrap();
+    assert_eq!((objects.compiled.len(), objects.parsed), (1, 1));
+    let linked = project.link(objects, &got_linker::NothingLive).unwrap();
+    assert!(linked.patch.summary.added.contains(&"_twice".to_string()), "{}", linked.patch.describe());
+}
