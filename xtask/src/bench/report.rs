@@ -535,7 +535,7 @@ fn targets(run: &Run) -> Vec<String> {
                 out.push(format!(
                     "The same update inside a running `hcr run` session, which keeps the linker in memory: \
                      `Linker::update` {} ms (the report's `timings.relocate`), {} than ld64.lld-19's full relink \
-                     (target ≥ 100×: {}); under 5 ms: {}. Parsing every object again adds {} ms.",
+                     (target ≥ 100×: {}); under 5 ms: {}. Reading and parsing the objects that changed adds {} ms.",
                     ms(Some(update)),
                     if speedup >= 1.0 {
                         format!("{} faster", times(speedup))
@@ -611,7 +611,7 @@ fn breakdown(run: &Run) -> Vec<String> {
         let Some(total) = r.edit_to_response.median() else { continue };
         let stages = [
             ("clang", r.live_compile.median()),
-            ("parsing every object", r.live_parse.median()),
+            ("parsing the changed objects", r.live_parse.median()),
             ("Linker::update", r.live_relocate.median()),
             ("writing the file", r.live_write_file.median()),
             ("patching the process", r.live_patch_us.median().map(|us| us / 1e3)),
