@@ -693,8 +693,8 @@ pub fn markdown(run: &Run, svg_path: &str) -> String {
          - `hcr link.update`: the linker side of `hcr --time build` after the edit (state restored from `prog.hcr/`); \
          `hcr build (wall)` adds starting the process, loading and saving the state and parsing every object.\n\
          - `live: …`: the same edit hot-applied to the program running in darwin-sim with `hcr run --backend sim \
-         --listen`, read from the update's report: `compile` (clang inside hcr), `parse` (reading and parsing every \
-         object again), `Linker::update` (the report's `timings.relocate`, which hcr fills with the whole \
+         --listen`, read from the update's report: `compile` (clang inside hcr), `parse` (reading and parsing the \
+         objects that changed), `Linker::update` (the report's `timings.relocate`, which hcr fills with the whole \
          `Linker::update`; its `diff` is 0), `patch` (`timings.patch_process`: suspend → checks → writes → flush → \
          resume), and `bytes / pages` written to the process. `ld64.lld ÷ live update` compares that \
          `Linker::update` with ld64.lld-19's full relink (`-no_fixup_chains`).\n\
