@@ -581,10 +581,23 @@ fn read_relocs(
         if minus.is_some() {
             return Err(bad("a SUBTRACTOR must be followed by an UNSIGNED relocation".into()));
         }
+        // Instruction fields and GOT offsets are 4 bytes, whatever r_length claims: the encoders patch words.
+        let needs_word = !matches!(kind, RelocKind::Abs64 | RelocKind::Abs32 | RelocKind::Delta { .. });
+        if needs_word && width != 4 {
+            return Err(bad(format!("a {r_type:?} relocation patches 4 bytes, not {width}")));
+        }
         let extra = addend.take().unwrap_or(0);
         let atom =
             object.atom_at(section, offset).ok_or_else(|| bad("no atom holds the patched bytes".into()))?;
         let atom_offset = offset - object.atoms[atom as usize].offset;
+        // The patched bytes must lie inside one atom: atoms move independently.
+        if atom_offset + width > object.atoms[atom as usize].size {
+            return Err(bad(format!(
+                "its {width} bytes cross the end of {} (at +{atom_offset:#x} of {} bytes)",
+                object.atom_name(atom),
+                object.atoms[atom as usize].size
+            )));
+        }
         object.relocs.push(Reloc { atom, offset: atom_offset, kind, target, addend: value + extra });
     }
     Ok(())

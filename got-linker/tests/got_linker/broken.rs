@@ -107,3 +107,21 @@ fn a_malformed_text_stub_is_refused_with_its_path() {
         assert!(err.to_string().contains("libSystem.tbd"), "{err}");
     }
 }
+
+/// Inputs the fuzzer (`fuzz/`, `cargo fuzz run -s none ingest`) found crashing, kept as regressions: each is an
+/// error or an object, and an object links or fails to link with an error.
+#[test]
+fn inputs_the_fuzzer_found_are_errors_not_panics() {
+    let dir = crate::support::root().join("fuzz/regressions/ingest");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        if let Ok(object) = parse_object(&path, &bytes) {
+            let mut linker = got_linker::Linker::new("fuzz", None, Default::default(), Vec::new());
+            let _ = linker.update(&[object], &got_linker::NothingLive);
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no regression inputs in {}", dir.display());
+}
