@@ -731,8 +731,7 @@ impl Linker {
                 (l.addr, l.id)
             };
             let (mut bytes, mut pointers, mut binds) = self.relocate(p, addr)?;
-            let old_bytes = self.atoms[&p.key].bytes.clone();
-            if !fresh && !changed && bytes == old_bytes {
+            if !fresh && !changed && bytes == self.atoms[&p.key].bytes {
                 continue;
             }
             if !fresh && !changed {
@@ -774,7 +773,9 @@ impl Linker {
             }
             match p.class {
                 AtomClass::Code => {
-                    let range = if fresh { 0..bytes.len() } else { differing(&old_bytes, &bytes) };
+                    // The atom still holds the bytes of the previous update (they are replaced below).
+                    let range =
+                        if fresh { 0..bytes.len() } else { differing(&self.atoms[&p.key].bytes, &bytes) };
                     if !range.is_empty() {
                         plan.writes.push(Write {
                             kind: WriteKind::Code,

@@ -42,10 +42,9 @@ impl Segments {
 
     /// `len` bytes at `addr`, if the file holds them (zero-fill past a segment's file size reads as zeros).
     fn read(&self, file: &[u8], addr: u64, len: usize) -> Option<Vec<u8>> {
-        let &(vmaddr, vmsize, fileoff, filesize) =
+        let &(vmaddr, _, fileoff, filesize) =
             self.0.iter().find(|&&(a, size, _, _)| addr >= a && addr + len as u64 <= a + size)?;
         let rel = addr - vmaddr;
-        let _ = vmsize;
         if rel + len as u64 <= filesize {
             let start = usize::try_from(fileoff + rel).ok()?;
             file.get(start..start + len).map(<[u8]>::to_vec)

@@ -166,7 +166,7 @@ impl<L: Launcher> Session<L> {
         let text = self.project.linker().image().section_range(Section::Text);
         let live = LiveCode::scan(task, text.start.0 + slide..text.end.0 + slide, slide)
             .map_err(|e| task_error("reading the program's threads", e))?;
-        let linked = self.project.link(objects, &live)?;
+        let mut linked = self.project.link(objects, &live)?;
         // New imports are bound with the other cell stores: after the code and data that may use them (the
         // order `apply` checks), before the cells that publish that code.
         let binds = match import_binds(&linked.patch, target) {
@@ -176,7 +176,8 @@ impl<L: Launcher> Session<L> {
                 return Err(e);
             }
         };
-        let mut writes = linked.patch.writes.clone();
+        // The patch's writes are taken, not copied: the report and the file need only its summary and bytes.
+        let mut writes = std::mem::take(&mut linked.patch.writes);
         let first_cell = writes.iter().position(|w| w.kind == WriteKind::Cell).unwrap_or(writes.len());
         writes.splice(first_cell..first_cell, binds);
         let write_started = Instant::now();

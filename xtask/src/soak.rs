@@ -17,6 +17,7 @@ use crate::cmd;
 use crate::e2e::{
     self,
     hcr::{Hcr, Launch},
+    json::Json,
 };
 use crate::progen::{self, Params};
 
@@ -183,8 +184,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         std::fs::write(src.join(&file.name), &file.text).map_err(|e| e.to_string())?;
         let mark = hcr.out.len();
         let (raw, value) = hcr.request(|id| format!("{{\"id\":{id},\"cmd\":\"hot_update\"}}"))?;
-        let _ = value;
-        if !raw.contains("\"ok\":true") {
+        if value.get("ok") != Some(&Json::Bool(true)) {
             return Err(format!("update {update} (f_{edited}) was not applied: {raw}"));
         }
         let (_, progressing) = hcr.out.wait(mark, Duration::from_secs(30), |l| !l.is_empty());
