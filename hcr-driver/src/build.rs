@@ -311,19 +311,25 @@ impl Project {
 
     /// Writes the new executable through a new inode (only the changed ranges when the file on disk is the one
     /// the previous update wrote).
-    /// The executable as it was is kept as `OUT.hcr/previous`, for `hcr layout OUT --diff OUT.hcr/previous`.
+    /// The executable as it was is kept as `OUT.hcr/previous`, for `hcr layout OUT --diff OUT.hcr/previous`;
+    /// it is put there only once the new file is in place, so a write that fails (a full disk, a read-only
+    /// folder) leaves both files as they were, and no temporary file behind.
     pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
         let patch = &linked.patch;
         let out = &self.options.out;
-        if linked.incremental && !patch.file_dirty.is_empty() && out.exists() {
+        let previous = self.state.join("previous");
+        let kept = if linked.incremental && !patch.file_dirty.is_empty() && out.exists() {
             // The new file is a new inode renamed over `out`, so a hard link keeps the old one without a copy.
-            let previous = self.state.join("previous");
-            let _ = std::fs::remove_file(&previous);
-            std::fs::hard_link(out, &previous)
-                .or_else(|_| std::fs::copy(out, &previous).map(|_| ()))
+            let kept = self.state.join("previous.new");
+            let _ = std::fs::remove_file(&kept);
+            std::fs::hard_link(out, &kept)
+                .or_else(|_| std::fs::copy(out, &kept).map(|_| ()))
                 .with_context(|| format!("keeping the previous executable as {}", previous.display()))?;
-        }
-        if linked.incremental && out.exists() {
+            Some(kept)
+        } else {
+            None
+        };
+        let written = if linked.incremental && out.exists() {
             let writes: Vec<exe_file::FileWrite<'_>> = patch
                 .file_dirty
                 .iter()
@@ -336,7 +342,18 @@ impl Project {
         } else {
             exe_file::replace(out, &patch.file)
         }
-        .with_context(|| format!("writing {}", out.display()))
+        .with_context(|| format!("writing {}", out.display()));
+        if let Some(kept) = kept {
+            if written.is_err() {
+                let _ = std::fs::remove_file(&kept);
+            } else if let Err(e) = std::fs::rename(&kept, &previous) {
+                // The new executable is in place: the update stands, only the diff view lacks its "before".
+                let _ = std::fs::remove_file(&previous);
+                let _ = std::fs::remove_file(&kept);
+                eprintln!("hcr: keeping the previous executable as {}: {e}", previous.display());
+            }
+        }
+        written
     }
 
     /// Makes the update final and saves the build graph; [`Project::save_state`] saves the linker's state.
