@@ -2,7 +2,8 @@
 //! exposes a running program as a [`mach_task::Task`] with the kernel's rules.
 //!
 //! - [`loader`]: dyld's part (segments, slide, rebases and binds from opcodes or chained fixups).
-//! - [`machine`]: the emulator, memory, hooks, and the launch; [`shims`]: libSystem in Rust.
+//! - [`machine`]: the emulator, memory, hooks, and the launch; [`shims`]: libSystem in Rust; [`threads`]: guest
+//!   threads (pthreads), scheduled round-robin on the one emulated CPU.
 //! - [`process`]: the emulator thread and the [`Process`] handle; `task.rs`: the `Task` implementation.
 //! - [`sdk`]: the sim SDK that test programs compile and link against.
 //!
@@ -19,6 +20,7 @@ pub mod process;
 pub mod sdk;
 pub mod shims;
 mod task;
+pub mod threads;
 pub mod vm;
 
 pub use error::SimError;

@@ -14,7 +14,7 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mach_task::{KernError, PAGE_SIZE, TaskError, ThreadState, VmProt};
+use mach_task::{KernError, PAGE_SIZE, TaskError, VmProt};
 use unicorn_engine::{Arch, HookType, MemType, Mode, Prot, RegisterARM64, Unicorn};
 
 use crate::error::SimError;
@@ -22,6 +22,7 @@ use crate::heap::Heap;
 use crate::loader::Image;
 use crate::output::{Output, Stream};
 use crate::shims::{self, LibSystem};
+use crate::threads::{Threads, Wait};
 use crate::vm::VmMap;
 
 /// The emulator with the guest state as its user data.
@@ -35,6 +36,8 @@ const HEAP_LIMIT: u64 = 0x4000_0000;
 pub const HEAP_STEP: u64 = 1 << 20;
 /// The top of the main thread's stack, relative to the libSystem region.
 const STACK_TOP_OFFSET: u64 = 0x7000_0000;
+/// Other threads' stacks go up from here, relative to the libSystem region (above the heap's limit).
+const THREAD_STACKS_OFFSET: u64 = HEAP_OFFSET + HEAP_LIMIT;
 const DEFAULT_STACK: u64 = 8 << 20;
 /// Unicorn's arm64 CPU model with every architecture feature (LSE atomics, etc.), as clang's `apple-m1` needs.
 const CPU_ARM64_MAX: i32 = 3;
@@ -112,9 +115,12 @@ impl Crash {
 /// Why the last slice of execution ended early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
+    /// The process ended.
     Dead(ExitStatus),
-    /// The guest sleeps until then (`usleep`, `nanosleep`); the machine serves requests meanwhile.
-    Sleep(Instant),
+    /// The current thread waits (a sleep, a lock, another thread); the others run meanwhile.
+    Block(Wait),
+    /// The current thread ended (`pthread_exit`, or its start routine returned) with this value.
+    ThreadExit(u64),
 }
 
 /// A host allocation that backs guest memory.
@@ -151,6 +157,7 @@ pub struct Guest {
     pub started: Instant,
     /// The end of `__PAGEZERO`: mapped in the VM map, but nothing backs it in Unicorn.
     pub pagezero_end: u64,
+    pub threads: Threads,
 }
 
 /// What a launch produced, for the process handle.
@@ -296,6 +303,7 @@ pub fn launch(
         fault: None,
         started: Instant::now(),
         pagezero_end: 0,
+        threads: Threads::new(libsystem.main_thread(), shared + THREAD_STACKS_OFFSET),
     };
     let mut emu: Emu<'static> =
         Unicorn::new_with_data(Arch::ARM64, Mode::ARM, guest).map_err(emu_err("uc_open", 0))?;
@@ -503,18 +511,6 @@ fn describe_fault(verb: &str, addr: u64, vm: &VmMap) -> (i32, String) {
     }
 }
 
-/// The main thread's registers.
-pub fn thread_state(emu: &Emu<'_>) -> ThreadState {
-    let r = |reg| emu.reg_read(reg).unwrap_or(0);
-    ThreadState {
-        id: 1,
-        pc: r(RegisterARM64::PC),
-        lr: r(RegisterARM64::X30),
-        sp: r(RegisterARM64::SP),
-        fp: r(RegisterARM64::X29),
-    }
-}
-
 /// Guest memory access on behalf of a shim, with the guest's protections: a shim that writes to read-only memory
 /// crashes the program like the real libc would.
 pub fn guest_read(emu: &Emu<'_>, addr: u64, len: usize) -> Result<Vec<u8>, Crash> {
@@ -568,12 +564,8 @@ pub fn emit(emu: &Emu<'_>, stream: Stream, bytes: &[u8]) {
     emu.get_data().output.write(stream, bytes);
 }
 
-/// A sleep of `d` from now.
-pub fn sleep_stop(d: Duration) -> Stop {
-    Stop::Sleep(Instant::now() + d)
-}
-
-const X_REGS: [RegisterARM64; 29] = [
+/// The argument registers.
+const ARG_REGS: [RegisterARM64; 8] = [
     RegisterARM64::X0,
     RegisterARM64::X1,
     RegisterARM64::X2,
@@ -582,105 +574,39 @@ const X_REGS: [RegisterARM64; 29] = [
     RegisterARM64::X5,
     RegisterARM64::X6,
     RegisterARM64::X7,
-    RegisterARM64::X8,
-    RegisterARM64::X9,
-    RegisterARM64::X10,
-    RegisterARM64::X11,
-    RegisterARM64::X12,
-    RegisterARM64::X13,
-    RegisterARM64::X14,
-    RegisterARM64::X15,
-    RegisterARM64::X16,
-    RegisterARM64::X17,
-    RegisterARM64::X18,
-    RegisterARM64::X19,
-    RegisterARM64::X20,
-    RegisterARM64::X21,
-    RegisterARM64::X22,
-    RegisterARM64::X23,
-    RegisterARM64::X24,
-    RegisterARM64::X25,
-    RegisterARM64::X26,
-    RegisterARM64::X27,
-    RegisterARM64::X28,
-];
-const D_REGS: [RegisterARM64; 32] = [
-    RegisterARM64::D0,
-    RegisterARM64::D1,
-    RegisterARM64::D2,
-    RegisterARM64::D3,
-    RegisterARM64::D4,
-    RegisterARM64::D5,
-    RegisterARM64::D6,
-    RegisterARM64::D7,
-    RegisterARM64::D8,
-    RegisterARM64::D9,
-    RegisterARM64::D10,
-    RegisterARM64::D11,
-    RegisterARM64::D12,
-    RegisterARM64::D13,
-    RegisterARM64::D14,
-    RegisterARM64::D15,
-    RegisterARM64::D16,
-    RegisterARM64::D17,
-    RegisterARM64::D18,
-    RegisterARM64::D19,
-    RegisterARM64::D20,
-    RegisterARM64::D21,
-    RegisterARM64::D22,
-    RegisterARM64::D23,
-    RegisterARM64::D24,
-    RegisterARM64::D25,
-    RegisterARM64::D26,
-    RegisterARM64::D27,
-    RegisterARM64::D28,
-    RegisterARM64::D29,
-    RegisterARM64::D30,
-    RegisterARM64::D31,
 ];
 
 /// How long a function called from outside may run before the call is abandoned.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Calls the guest function at `addr` with up to eight integer arguments and returns its `x0`, as a debugger's
-/// expression evaluator does, on the stopped thread: below its stack (past the 128-byte red zone), returning to
-/// the exit trampoline, where the emulator stops before executing it. The thread's general registers, flags,
-/// stack pointer, program counter and the low 64 bits of every vector register are restored afterwards (the upper
-/// halves are not: Unicorn's Rust binding reads 128-bit arm64 registers only when built for 32-bit ARM too), so
-/// the program resumes as if nothing happened. A crash inside the call is its error; the program survives it.
+/// expression evaluator does, on the thread whose state is on the CPU: below its stack (past the 128-byte red
+/// zone), returning to a trampoline of its own, where the emulator stops before executing it. The whole CPU state
+/// (general, vector and system registers) is saved first and restored afterwards, so the thread resumes as if
+/// nothing happened. No other thread runs during the call, and a callee that would wait for one (a lock another
+/// thread holds, a join) fails the call instead. A crash inside the call is its error; the program survives it.
 pub fn call(emu: &mut Emu<'_>, addr: u64, args: &[u64]) -> Result<u64, TaskError> {
     let failed =
         |why: String| TaskError::Os { op: "call a guest function", source: std::io::Error::other(why) };
-    if args.len() > 8 {
+    if args.len() > ARG_REGS.len() {
         return Err(failed(format!("{} arguments: at most 8 go in registers", args.len())));
     }
-    let mut saved: Vec<(RegisterARM64, u64)> = Vec::new();
-    let mut regs = vec![
-        RegisterARM64::SP,
-        RegisterARM64::PC,
-        RegisterARM64::NZCV,
-        RegisterARM64::X29,
-        RegisterARM64::X30,
-    ];
-    regs.extend(X_REGS[..29].iter().copied());
-    regs.extend(D_REGS);
-    for reg in regs {
-        saved.push((reg, emu.reg_read(reg).map_err(|e| failed(format!("{e:?}")))?));
-    }
+    let saved = emu.context_init().map_err(|e| failed(format!("saving the thread's state: {e:?}")))?;
     let sp = emu.reg_read(RegisterARM64::SP).unwrap_or(0);
-    let ret = emu.get_data().libsystem.exit_trampoline();
+    let ret = emu.get_data().libsystem.call_return_trampoline();
     let mut setup = vec![
         (RegisterARM64::SP, ((sp - 128) & !15) - 256),
         (RegisterARM64::X30, ret),
         (RegisterARM64::X29, 0),
     ];
-    setup.extend(args.iter().enumerate().map(|(i, &a)| (X_REGS[i], a)));
+    setup.extend(args.iter().enumerate().map(|(i, &a)| (ARG_REGS[i], a)));
     let mut result = Ok(0);
     for (reg, value) in setup {
         if let Err(e) = emu.reg_write(reg, value) {
             result = Err(failed(format!("{e:?}")));
         }
     }
+    emu.get_data_mut().threads.calling = true;
     let deadline = Instant::now() + CALL_TIMEOUT;
     let mut pc = addr;
     while result.is_ok() {
@@ -690,8 +616,10 @@ pub fn call(emu: &mut Emu<'_>, addr: u64, args: &[u64]) -> Result<u64, TaskError
         let ran = emu.emu_start(pc, ret, left.as_micros() as u64, 0);
         pc = emu.pc_read().unwrap_or(0);
         match (emu.get_data_mut().stop.take(), ran) {
-            // A sleeping callee just goes on: nobody else runs while the program is stopped.
-            (Some(Stop::Sleep(_)), _) => continue,
+            // A sleeping or yielding callee just goes on: nobody else runs while the program is stopped.
+            (Some(Stop::Block(Wait::Sleep(_) | Wait::Yield)), _) => continue,
+            (Some(Stop::Block(wait)), _) => result = Err(failed(format!("the call would block: {wait:?}"))),
+            (Some(Stop::ThreadExit(_)), _) => result = Err(failed("the call ended the thread".into())),
             (Some(Stop::Dead(status)), _) => {
                 result = Err(failed(format!("the call ended the thread: {status}")))
             }
@@ -705,9 +633,8 @@ pub fn call(emu: &mut Emu<'_>, addr: u64, args: &[u64]) -> Result<u64, TaskError
             }
         }
     }
+    emu.get_data_mut().threads.calling = false;
     emu.get_data_mut().fault = None;
-    for (reg, value) in saved {
-        emu.reg_write(reg, value).map_err(|e| failed(format!("restoring registers: {e:?}")))?;
-    }
+    emu.context_restore(&saved).map_err(|e| failed(format!("restoring the thread's state: {e:?}")))?;
     result
 }

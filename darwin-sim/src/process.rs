@@ -16,11 +16,13 @@ use mach_task::{KernError, Region, TaskError, ThreadState, VmProt};
 
 use crate::error::SimError;
 use crate::loader::Image;
-use crate::machine::{self, Emu, ExitStatus, Launch, LaunchConfig, SIGKILL, Slice, Stop};
+use crate::machine::{self, Emu, ExitStatus, Launch, LaunchConfig, SIGKILL, Slice};
 use crate::output::{Output, Sink, Stream};
+use crate::threads::{self, Schedule};
 
 /// Basic blocks per slice: about a millisecond of guest time in a debug build (some 6 million blocks a second), so a
-/// request to a busy guest waits at most that long. Shorter slices cost nothing measurable.
+/// request to a busy guest waits at most that long. Shorter slices cost nothing measurable. It is also the time
+/// slice of the guest's threads: each runs this long before the next one that can run takes the CPU.
 const SLICE_BLOCKS: u64 = 5_000;
 
 /// How to launch and run a program.
@@ -337,41 +339,39 @@ struct RunState {
     /// The spawn hold, released by `Start`.
     held: bool,
     suspend_count: u32,
-    sleep_until: Option<Instant>,
 }
 
-/// The emulator thread: alternate between serving requests and running slices until the guest ends or every
-/// handle is gone.
+/// The emulator thread: alternate between serving requests and running slices of the guest's threads until the
+/// guest ends or every handle is gone.
 fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, output: &Output) {
-    let mut state = RunState { held: true, suspend_count: 0, sleep_until: None };
+    let mut state = RunState { held: true, suspend_count: 0 };
     let status = loop {
         let runnable = !state.held && state.suspend_count == 0;
-        let now = Instant::now();
-        let next = if !runnable {
-            inbox.recv().map_err(|_| ())
-        } else if let Some(until) = state.sleep_until.filter(|&t| t > now) {
-            match inbox.recv_timeout(until - now) {
-                Ok(request) => Ok(request),
-                Err(RecvTimeoutError::Timeout) => {
-                    state.sleep_until = None;
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => Err(()),
-            }
-        } else {
-            match inbox.try_recv() {
+        let schedule = if runnable { threads::schedule(&mut emu, Instant::now()) } else { Schedule::Idle };
+        let next = match schedule {
+            Schedule::Run => match inbox.try_recv() {
                 Ok(request) => Ok(request),
                 Err(TryRecvError::Empty) => {
-                    state.sleep_until = None;
-                    match machine::run_slice(&mut emu, SLICE_BLOCKS) {
-                        Slice::Ran => {}
-                        Slice::Stopped(Stop::Sleep(until)) => state.sleep_until = Some(until),
-                        Slice::Stopped(Stop::Dead(status)) => break status,
+                    let stop = match machine::run_slice(&mut emu, SLICE_BLOCKS) {
+                        Slice::Ran => None,
+                        Slice::Stopped(stop) => Some(stop),
+                    };
+                    if let Err(status) = threads::settle(&mut emu, stop) {
+                        break status;
                     }
                     continue;
                 }
                 Err(TryRecvError::Disconnected) => Err(()),
+            },
+            Schedule::IdleUntil(until) => {
+                match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(request) => Ok(request),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => Err(()),
+                }
             }
+            // Suspended, held, or every thread waits for another: only a request changes anything.
+            Schedule::Idle => inbox.recv().map_err(|_| ()),
         };
         match next {
             Ok(Request::Kill) => {
@@ -437,7 +437,7 @@ fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
             let _ = reply.send(result);
         }
         Request::Threads(reply) => {
-            let _ = reply.send(Ok(vec![machine::thread_state(emu)]));
+            let _ = reply.send(Ok(threads::states(emu)));
         }
         Request::Flush(addr, len, reply) => {
             let result = machine::flush_icache(emu, addr, len);

@@ -6,7 +6,7 @@
 //! 8-byte stack slot from `sp` up, and a `va_list` is a plain pointer to such slots. The exported set is exactly
 //! `sim-sdk/usr/lib/libSystem.tbd` (an integration test compares the two).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mach_task::{PAGE_SIZE, VmProt};
 use unicorn_engine::RegisterARM64;
@@ -14,18 +14,22 @@ use unicorn_engine::RegisterARM64;
 use crate::error::SimError;
 use crate::heap::HeapError;
 use crate::machine::{
-    self, Crash, Emu, ExitStatus, SIGSEGV, Stop, emit, guest_cstr, guest_read, guest_write, sleep_stop,
+    self, Crash, Emu, ExitStatus, SIGSEGV, Stop, emit, guest_cstr, guest_read, guest_write,
 };
 use crate::output::Stream;
 use crate::printf::{self, Args};
+use crate::threads::{self, PTHREAD_SIZE, Wait};
 
 /// What a shim does after it returns.
 #[derive(Debug)]
 pub enum Flow {
     /// Continue at the trampoline's `ret`.
     Return,
-    /// Stop running: the process ended or sleeps.
+    /// Stop running: the process or the thread ended.
     Stop(Stop),
+    /// The thread waits. When [`Wait::retries`], the shim runs again once the thread wakes; otherwise its result is
+    /// set and the thread goes on after the call.
+    Block(Wait),
 }
 
 type ShimFn = fn(&mut Emu<'_>) -> Result<Flow, Crash>;
@@ -36,12 +40,20 @@ struct Shim {
     run: ShimFn,
 }
 
-/// Trampoline 0 is where `main` returns to; it is not exported.
+/// Trampoline 0 is where `main` returns to, trampoline 1 where a thread's start routine returns to, trampoline 2
+/// where a function called from outside returns to (the emulator stops before it); none is exported.
 const MAIN_RETURNED: &str = "<main returned>";
+const THREAD_RETURNED: &str = "<thread returned>";
+const CALL_RETURNED: &str = "<call returned>";
 
 /// Every function trampoline, in trampoline order.
 static FUNCTIONS: &[Shim] = &[
     Shim { name: MAIN_RETURNED, run: exit },
+    Shim { name: THREAD_RETURNED, run: threads::pthread_exit },
+    Shim {
+        name: CALL_RETURNED,
+        run: |_| Err(Crash::abort("returned into the end of a call made from outside")),
+    },
     Shim { name: "_printf", run: printf },
     Shim { name: "_fprintf", run: fprintf },
     Shim { name: "_sprintf", run: sprintf },
@@ -98,8 +110,30 @@ static FUNCTIONS: &[Shim] = &[
     Shim { name: "_fabs", run: |e| math1(e, f64::abs) },
     Shim { name: "_fmod", run: |e| math2(e, |x, y| x % y) },
     Shim { name: "___sincos_stret", run: sincos_stret },
+    Shim { name: "_pthread_create", run: threads::pthread_create },
+    Shim { name: "_pthread_join", run: threads::pthread_join },
+    Shim { name: "_pthread_exit", run: threads::pthread_exit },
+    Shim { name: "_pthread_detach", run: threads::pthread_detach },
+    Shim { name: "_pthread_self", run: threads::pthread_self },
+    Shim { name: "_pthread_equal", run: threads::pthread_equal },
+    Shim { name: "_pthread_mutex_init", run: threads::pthread_mutex_init },
+    Shim { name: "_pthread_mutex_destroy", run: threads::pthread_mutex_destroy },
+    Shim { name: "_pthread_mutex_lock", run: threads::pthread_mutex_lock },
+    Shim { name: "_pthread_mutex_trylock", run: threads::pthread_mutex_trylock },
+    Shim { name: "_pthread_mutex_unlock", run: threads::pthread_mutex_unlock },
+    Shim { name: "_pthread_cond_init", run: threads::pthread_cond_init },
+    Shim { name: "_pthread_cond_destroy", run: threads::pthread_cond_destroy },
+    Shim { name: "_pthread_cond_wait", run: threads::pthread_cond_wait },
+    Shim { name: "_pthread_cond_signal", run: threads::pthread_cond_signal },
+    Shim { name: "_pthread_cond_broadcast", run: threads::pthread_cond_broadcast },
+    Shim { name: "_sched_yield", run: threads::sched_yield },
     Shim { name: "dyld_stub_binder", run: stub_binder },
 ];
+
+/// Whether a trampoline is reached only from inside the simulator.
+fn internal(name: &str) -> bool {
+    name == MAIN_RETURNED || name == THREAD_RETURNED || name == CALL_RETURNED
+}
 
 /// Exported data, by offset in the libSystem data page.
 const STACK_CHK_GUARD: u64 = 0x0;
@@ -107,6 +141,9 @@ const STDOUTP: u64 = 0x8;
 const STDERRP: u64 = 0x10;
 const STDOUT_FILE: u64 = 0x100;
 const STDERR_FILE: u64 = 0x200;
+/// The main thread's `struct _opaque_pthread_t` (its `pthread_t`).
+const MAIN_THREAD: u64 = 0x1000;
+const _: () = assert!(MAIN_THREAD + PTHREAD_SIZE <= PAGE_SIZE);
 static DATA: &[(&str, u64)] =
     &[("___stack_chk_guard", STACK_CHK_GUARD), ("___stdoutp", STDOUTP), ("___stderrp", STDERRP)];
 /// `struct __sFILE`'s `_file` (the descriptor), a `short` at offset 18 on arm64 Darwin.
@@ -130,7 +167,7 @@ impl LibSystem {
 
     /// The runtime address of an exported symbol (Mach-O name, with its underscore), as dyld would bind it.
     pub fn address(&self, symbol: &str) -> Option<u64> {
-        if let Some(i) = FUNCTIONS.iter().position(|s| s.name == symbol && s.name != MAIN_RETURNED) {
+        if let Some(i) = FUNCTIONS.iter().position(|s| s.name == symbol && !internal(s.name)) {
             return Some(self.text + 8 * i as u64);
         }
         DATA.iter().find(|(name, _)| *name == symbol).map(|(_, off)| self.data + off)
@@ -139,6 +176,22 @@ impl LibSystem {
     /// Where `main` returns to.
     pub fn exit_trampoline(&self) -> u64 {
         self.text
+    }
+
+    /// Where a thread's start routine returns to: `pthread_exit` with its result.
+    pub fn thread_return_trampoline(&self) -> u64 {
+        self.text + 8
+    }
+
+    /// Where a function called from outside returns to ([`machine::call`]). Unicorn compiles "stop here" into the
+    /// translation of the address a run stops at, so that address must be one the program never executes.
+    pub fn call_return_trampoline(&self) -> u64 {
+        self.text + 16
+    }
+
+    /// The main thread's `pthread_t`.
+    pub fn main_thread(&self) -> u64 {
+        self.data + MAIN_THREAD
     }
 
     /// Whether `pc` is a trampoline's `brk`.
@@ -158,7 +211,7 @@ impl LibSystem {
 
 /// Every symbol the shims export, as the `.tbd` spells them.
 pub fn exported_symbols() -> Vec<&'static str> {
-    let functions = FUNCTIONS.iter().map(|s| s.name).filter(|n| *n != MAIN_RETURNED);
+    let functions = FUNCTIONS.iter().map(|s| s.name).filter(|n| !internal(n));
     functions.chain(DATA.iter().map(|(n, _)| *n)).collect()
 }
 
@@ -188,6 +241,7 @@ pub fn install(emu: &mut Emu<'_>) -> Result<(), SimError> {
         let at = (file + FILE_FD_OFFSET) as usize;
         data[at..at + 2].copy_from_slice(&fd.to_le_bytes());
     }
+    data[MAIN_THREAD as usize..MAIN_THREAD as usize + 8].copy_from_slice(&threads::PTHREAD_SIG.to_le_bytes());
     emu.mem_write(lib.data, &data).map_err(err("uc_mem_write", lib.data))?;
     Ok(())
 }
@@ -215,6 +269,11 @@ pub fn dispatch(emu: &mut Emu<'_>, pc: u64) {
             emu.get_data_mut().stop = Some(stop);
             let _ = emu.emu_stop();
         }
+        Ok(Flow::Block(wait)) => {
+            let _ = emu.set_pc(if wait.retries() { pc } else { pc + 4 });
+            emu.get_data_mut().stop = Some(Stop::Block(wait));
+            let _ = emu.emu_stop();
+        }
         Err(crash) => machine::die(emu, crash),
     }
 }
@@ -222,7 +281,7 @@ pub fn dispatch(emu: &mut Emu<'_>, pc: u64) {
 // ---- registers ----
 
 /// `x<n>` (n ≤ 28).
-fn x(emu: &Emu<'_>, n: i32) -> u64 {
+pub(crate) fn x(emu: &Emu<'_>, n: i32) -> u64 {
     emu.reg_read(RegisterARM64::X0 as i32 + n).unwrap_or(0)
 }
 
@@ -236,7 +295,7 @@ fn ret(emu: &mut Emu<'_>, value: u64) -> Result<Flow, Crash> {
     Ok(Flow::Return)
 }
 
-fn ret_int(emu: &mut Emu<'_>, value: i64) -> Result<Flow, Crash> {
+pub(crate) fn ret_int(emu: &mut Emu<'_>, value: i64) -> Result<Flow, Crash> {
     ret(emu, value as u64)
 }
 
@@ -634,7 +693,7 @@ fn stub_binder(_emu: &mut Emu<'_>) -> Result<Flow, Crash> {
 fn usleep(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     let us = x(emu, 0) as u32;
     ret_int(emu, 0)?;
-    Ok(Flow::Stop(sleep_stop(Duration::from_micros(u64::from(us)))))
+    Ok(Flow::Block(Wait::Sleep(Instant::now() + Duration::from_micros(u64::from(us)))))
 }
 
 fn nanosleep(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
@@ -645,7 +704,7 @@ fn nanosleep(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
         return ret_int(emu, -1);
     }
     ret_int(emu, 0)?;
-    Ok(Flow::Stop(sleep_stop(Duration::new(secs as u64, nanos as u32))))
+    Ok(Flow::Block(Wait::Sleep(Instant::now() + Duration::new(secs as u64, nanos as u32))))
 }
 
 fn clock_gettime(emu: &mut Emu<'_>) -> Result<Flow, Crash> {

@@ -175,7 +175,22 @@ macro_rules! corpus_tests {
 mod corpus {
     use super::corpus;
 
-    corpus_tests!(hello, tables, heap, math, stdio, exit, assert, bss, time, data_const, segv);
+    corpus_tests!(
+        hello,
+        tables,
+        heap,
+        math,
+        stdio,
+        exit,
+        assert,
+        bss,
+        time,
+        data_const,
+        segv,
+        threads,
+        thread_crash,
+        main_thread_exit,
+    );
 
     #[test]
     fn every_program_in_the_folder_is_tested() {
@@ -191,6 +206,9 @@ mod corpus {
             "time",
             "data_const",
             "segv",
+            "threads",
+            "thread_crash",
+            "main_thread_exit",
         ];
         for entry in std::fs::read_dir(super::manifest_dir().join("tests/programs")).unwrap() {
             let path = entry.unwrap().path();
@@ -754,4 +772,67 @@ fn a_function_is_called_in_a_stopped_program_like_a_debugger_would_and_the_progr
     let seen = c.lines().len();
     c.wait_lines(seen + 3);
     assert!(c.process.status().is_none(), "{:?}", c.process.status());
+}
+
+#[test]
+fn every_thread_stops_with_the_task_and_shows_its_own_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_live("workers.c", dir.path());
+    let process = Process::spawn(&exe, &[], &RunOptions::default()).unwrap();
+    process.start().unwrap();
+    let addr = |name: &str| symbol(&exe, name) + process.slide();
+    let progress = |p: &Process| -> Vec<u64> {
+        let mut buf = [0u8; 24];
+        p.read(addr("_progress"), &mut buf).unwrap();
+        buf.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    let ticked = process
+        .output()
+        .wait_until(Stream::Stdout, TIMEOUT, |b| String::from_utf8_lossy(b).contains("tick 5\n"));
+    assert!(ticked, "{:?}", process.status());
+    let all_running = |p: &Process, since: &[u64]| {
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while progress(p).iter().zip(since).any(|(now, then)| now <= then) {
+            assert!(std::time::Instant::now() < deadline, "a worker made no progress: {:?}", progress(p));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    all_running(&process, &[0, 0, 0]);
+
+    let stopped = process.suspend().unwrap();
+    let threads = stopped.task().threads().unwrap();
+    assert_eq!(threads.len(), 4, "main and three workers: {threads:?}");
+    let mut ids: Vec<u64> = threads.iter().map(|t| t.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "distinct ids: {threads:?}");
+    let mut stacks = Vec::new();
+    for t in &threads {
+        let region = stopped.task().region_containing(t.sp).unwrap();
+        assert!(region.prot.contains(VmProt::READ | VmProt::WRITE), "{t:?} {region:?}");
+        stacks.push(region.start);
+    }
+    stacks.sort_unstable();
+    stacks.dedup();
+    assert_eq!(stacks.len(), 4, "every thread has its own stack: {threads:?}");
+    // Nothing runs while the task is suspended, on any thread.
+    let frozen = progress(&process);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(progress(&process), frozen);
+    // A debugger-style call works among threads and leaves every one of them as it was.
+    assert!(process.call_function(addr("_work"), &[0]).is_ok());
+    assert_eq!(stopped.task().threads().unwrap(), threads);
+    stopped.resume().unwrap();
+    all_running(&process, &frozen);
+
+    stopped_quit(&process, addr("_quit"));
+    assert_eq!(process.wait(), ExitStatus::Exited(0));
+    assert!(process.output().contents(Stream::Stdout).ends_with(b"joined 3\n"));
+}
+
+/// Sets the program's `quit` flag through the Task.
+fn stopped_quit(process: &Process, quit: u64) {
+    let stopped = process.suspend().unwrap();
+    stopped.task().write_data(quit, &1u32.to_le_bytes()).unwrap();
+    stopped.resume().unwrap();
 }
