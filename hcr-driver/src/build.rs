@@ -356,6 +356,21 @@ impl Project {
         written
     }
 
+    /// Puts the executable back as the link state describes it, after [`Project::write_file`] wrote an update that
+    /// was then abandoned. The old file kept as `OUT.hcr/previous` is renamed back when it is exactly that (a
+    /// rename needs no space, so this works on the full disk that may have caused the trouble); otherwise the
+    /// link state's bytes are written again.
+    pub fn restore_file(&self) -> anyhow::Result<()> {
+        let out = &self.options.out;
+        let previous = self.state.join("previous");
+        let expected = self.linker.file();
+        let kept_is_old = std::fs::read(&previous).is_ok_and(|bytes| bytes == expected);
+        if kept_is_old && std::fs::rename(&previous, out).is_ok() {
+            return Ok(());
+        }
+        exe_file::replace(out, expected).with_context(|| format!("putting back {}", out.display()))
+    }
+
     /// Makes the update final and saves the build graph; [`Project::save_state`] saves the linker's state.
     pub fn commit(&mut self, linked: Linked) -> anyhow::Result<()> {
         drop(linked);

@@ -199,8 +199,7 @@ impl<L: Launcher> Session<L> {
             Err(e) => {
                 // Refused before any write: the process is as it was (and resumed). Put the file back too.
                 self.project.abandon(linked);
-                let old = self.project.linker().file().to_vec();
-                crate::exe_file::replace(&self.project.options.out, &old).map_err(internal)?;
+                self.project.restore_file().map_err(internal)?;
                 return Err(SessionError::new(ErrorKind::Patch, e.to_string()));
             }
         };

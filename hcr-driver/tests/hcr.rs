@@ -147,6 +147,10 @@ mod generated;
 #[path = "hcr/faults.rs"]
 mod faults;
 
+#[cfg(feature = "sim")]
+#[path = "hcr/threads.rs"]
+mod threads;
+
 #[test]
 fn a_session_reads_and_parses_only_the_objects_that_changed() {
     use hcr_driver::build::{BuildOptions, Project, Sdk};
