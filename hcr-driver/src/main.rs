@@ -26,6 +26,15 @@ enum Command {
     Run(RunArgs),
     /// The image's map: segments, atoms, stubs and cells; with --diff, before and after.
     Layout(LayoutArgs),
+    /// Check an executable as the kernel would before running it: its Mach-O structure reads back, and its code
+    /// signature's hashes match every page and blob. Exits 1 naming the first problem.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The executable.
+    exe: PathBuf,
 }
 
 #[derive(Args)]
@@ -150,6 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_session(args),
         Command::Layout(args) => layout(&args),
+        Command::Verify(args) => verify(&args),
         Command::Build(args) => {
             let options = BuildOptions {
                 out: args.output.clone(),
@@ -223,6 +233,26 @@ fn serve_with<L: hcr_driver::session::Launcher>(args: RunArgs, launcher: L) -> a
     eprintln!("hcr: built {}: {}", args.output.display(), report.one_line());
     session.run()?;
     hcr_driver::serve::serve(&mut session, &serve_options)
+}
+
+fn verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let path = args.exe.display();
+    let file = std::fs::read(&args.exe).with_context(|| format!("reading {path}"))?;
+    let map = macho_layout::read::read_map(&file)
+        .with_context(|| format!("{path}: the image does not read back"))?;
+    let signed =
+        macho_layout::codesign::check(&file).with_context(|| format!("{path}: the code signature"))?;
+    println!(
+        "{path}: {} segments, {} symbols; signature of {:?} valid over {:#x} bytes ({} pages){}",
+        map.segments.len(),
+        map.symbols.len(),
+        signed.ident,
+        signed.code_limit,
+        signed.pages,
+        if signed.entitlements { ", with entitlements" } else { "" }
+    );
+    Ok(())
 }
 
 fn layout(args: &LayoutArgs) -> anyhow::Result<()> {

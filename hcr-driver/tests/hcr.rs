@@ -131,6 +131,34 @@ fn layout_shows_the_map_and_what_the_last_update_moved() {
     assert!(page.starts_with("<!doctype html>") && page.contains("class=\"moved\""), "{page}");
 }
 
+#[test]
+fn verify_accepts_what_hcr_writes_after_updates_and_names_a_changed_page() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.c"), MAIN).unwrap();
+    std::fs::write(dir.path().join("util.c"), UTIL).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    std::fs::write(dir.path().join("util.c"), UTIL.replace("x * 2", "x * 2 + 1")).unwrap();
+    stdout(&hcr(dir.path(), &["build", "-o", "prog", "main.c", "util.c"]));
+    let ok = stdout(&hcr(dir.path(), &["verify", "prog"]));
+    assert!(ok.starts_with("prog: ") && ok.contains("signature of \"prog\" valid"), "{ok}");
+
+    // One byte of code changed behind hcr's back: the page is named and the exit status says so.
+    let mut file = std::fs::read(dir.path().join("prog")).unwrap();
+    let map = macho_layout::read::read_map(&file).unwrap();
+    let twice = map.symbols.iter().find(|s| s.name == "_twice").unwrap();
+    let at = twice.fileoff.unwrap() as usize;
+    file[at] ^= 0x10;
+    std::fs::write(dir.path().join("prog"), &file).unwrap();
+    let bad = hcr(dir.path(), &["verify", "prog"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    let page = at / 4096;
+    assert!(
+        stderr.contains("prog: the code signature") && stderr.contains(&format!("page {page} ")),
+        "{stderr}"
+    );
+}
+
 #[cfg(feature = "sim")]
 #[path = "hcr/differential.rs"]
 mod differential;

@@ -238,6 +238,133 @@ fn put_be32(out: &mut [u8], at: usize, value: u32) {
     out[at..at + 4].copy_from_slice(&value.to_be_bytes());
 }
 
+/// What [`check`] found in a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The identifier the signature names.
+    pub ident: String,
+    /// Code pages whose hash matched.
+    pub pages: usize,
+    /// The signed part of the file: every byte before the signature.
+    pub code_limit: u64,
+    /// Whether an entitlements blob is present (and its hash matched).
+    pub entitlements: bool,
+}
+
+/// Why a file's signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("not a 64-bit little-endian Mach-O file: {0}")]
+    NotMachO(String),
+    #[error("the file has no LC_CODE_SIGNATURE")]
+    Unsigned,
+    #[error("the signature is malformed: {0}")]
+    Malformed(String),
+    #[error("page {page} (file offset {offset:#x}) does not match its hash")]
+    PageHash { page: usize, offset: u64 },
+    #[error("special slot {slot} does not match its hash")]
+    SpecialSlot { slot: u32 },
+}
+
+/// Checks a file's embedded code signature as the kernel would before running it: the SuperBlob and its
+/// CodeDirectory parse, the directory covers every byte before the signature, each code page hashes (SHA-256) to
+/// its slot, and the requirements and entitlements blobs, when present, hash to their special slots.
+///
+/// The reader is independent of [`CodeSignature`] (it parses what is in the file), so it checks the incremental
+/// signer's output rather than repeating it.
+pub fn check(file: &[u8]) -> Result<Checked, CheckError> {
+    use object::LittleEndian as LE;
+    use object::read::macho::MachHeader as _;
+    let header =
+        macho::MachHeader64::<LE>::parse(file, 0).map_err(|e| CheckError::NotMachO(e.to_string()))?;
+    let mut commands = header.load_commands(LE, file, 0).map_err(|e| CheckError::NotMachO(e.to_string()))?;
+    let mut signature = None;
+    while let Some(command) = commands.next().map_err(|e| CheckError::NotMachO(e.to_string()))? {
+        if command.cmd() == macho::LC_CODE_SIGNATURE {
+            let data: &macho::LinkeditDataCommand<LE> =
+                command.data().map_err(|e| CheckError::NotMachO(e.to_string()))?;
+            signature = Some((data.dataoff.get(LE) as usize, data.datasize.get(LE) as usize));
+        }
+    }
+    let (sig_at, sig_size) = signature.ok_or(CheckError::Unsigned)?;
+    let bad = |what: String| CheckError::Malformed(what);
+    let sig = file
+        .get(sig_at..sig_at.saturating_add(sig_size))
+        .ok_or_else(|| bad(format!("{sig_size} bytes at {sig_at:#x} run past the end of the file")))?;
+    let be32 = |bytes: &[u8], at: usize| -> Result<u32, CheckError> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(|| bad(format!("a field at offset {at} is past the end of its blob")))
+    };
+    if be32(sig, 0)? != macho::CSMAGIC_EMBEDDED_SIGNATURE {
+        return Err(bad("no embedded-signature SuperBlob".into()));
+    }
+    let count = be32(sig, 8)? as usize;
+    let mut blobs = std::collections::BTreeMap::new();
+    for i in 0..count {
+        let (slot, offset) = (be32(sig, 12 + 8 * i)?, be32(sig, 16 + 8 * i)? as usize);
+        let length = be32(sig, offset + 4)? as usize;
+        let blob = sig
+            .get(offset..offset.saturating_add(length))
+            .ok_or_else(|| bad(format!("blob {slot} runs past the signature")))?;
+        blobs.insert(slot, blob);
+    }
+    let cd = *blobs.get(&0).ok_or_else(|| bad("no CodeDirectory".into()))?;
+    if be32(cd, 0)? != macho::CSMAGIC_CODEDIRECTORY {
+        return Err(bad("slot 0 is not a CodeDirectory".into()));
+    }
+    let (hash_offset, ident_offset) = (be32(cd, 16)? as usize, be32(cd, 20)? as usize);
+    let (special, slots) = (be32(cd, 24)?, be32(cd, 28)? as usize);
+    let code_limit = u64::from(be32(cd, 32)?);
+    let (hash_size, hash_type, page_log2) =
+        (*cd.get(36).unwrap_or(&0), *cd.get(37).unwrap_or(&0), *cd.get(39).unwrap_or(&0));
+    if hash_type != macho::CS_HASHTYPE_SHA256.0 || usize::from(hash_size) != HASH_SIZE {
+        return Err(bad(format!("hash type {hash_type} of {hash_size} bytes, not SHA-256")));
+    }
+    if code_limit != sig_at as u64 {
+        return Err(bad(format!("it covers {code_limit:#x} bytes but the signature starts at {sig_at:#x}")));
+    }
+    if !(9..=16).contains(&page_log2) {
+        return Err(bad(format!("page size 2^{page_log2}")));
+    }
+    let page = 1u64 << page_log2;
+    if slots as u64 != code_limit.div_ceil(page) {
+        return Err(bad(format!("{slots} code slots for {code_limit:#x} bytes of {page}-byte pages")));
+    }
+    let hash_at = |index: usize| {
+        cd.get(index..index + HASH_SIZE).ok_or_else(|| bad("a hash slot is past the CodeDirectory".into()))
+    };
+    for i in 0..slots {
+        let start = i as u64 * page;
+        let end = (start + page).min(code_limit);
+        if hash_at(hash_offset + i * HASH_SIZE)? != &Sha256::digest(&file[start as usize..end as usize])[..] {
+            return Err(CheckError::PageHash { page: i, offset: start });
+        }
+    }
+    for slot in 1..=special {
+        let at = hash_offset
+            .checked_sub(slot as usize * HASH_SIZE)
+            .ok_or_else(|| bad(format!("special slot {slot} lies before the CodeDirectory")))?;
+        let stored = hash_at(at)?;
+        let ok = match blobs.get(&slot) {
+            Some(blob) => stored == &Sha256::digest(blob)[..],
+            None => stored.iter().all(|&b| b == 0),
+        };
+        if !ok {
+            return Err(CheckError::SpecialSlot { slot });
+        }
+    }
+    let ident = cd.get(ident_offset..).unwrap_or_default();
+    let ident = String::from_utf8_lossy(&ident[..ident.iter().position(|&b| b == 0).unwrap_or(ident.len())]);
+    Ok(Checked {
+        ident: ident.into_owned(),
+        pages: slots,
+        code_limit,
+        entitlements: blobs.contains_key(&SLOT_ENTITLEMENTS),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,6 +249,46 @@ fn the_signature_matches_ld64_lld_byte_for_byte() {
     ours.write(&mut blob);
     let superblob_len = u32::from_be_bytes(file[limit + 4..limit + 8].try_into().unwrap()) as usize;
     assert_eq!(&blob[..superblob_len], &file[limit..limit + superblob_len]);
+    // The checker accepts the reference linker's signature too.
+    let checked = macho_layout::codesign::check(&file).unwrap();
+    assert_eq!(
+        (checked.ident.as_str(), checked.code_limit, checked.entitlements),
+        ("prog", limit as u64, false)
+    );
+}
+
+#[test]
+fn the_signature_check_accepts_a_rendered_image_and_names_what_breaks() {
+    use macho_layout::codesign::{CheckError, check};
+    let mut t = tiny(LayoutConfig::default());
+    t.image.render().unwrap();
+    let file = t.image.file().to_vec();
+    let (_, slots, limit, _, _) = code_directory(&file);
+    let checked = check(&file).unwrap();
+    assert_eq!((checked.ident.as_str(), checked.pages, checked.code_limit), ("tiny", slots, limit as u64));
+    assert!(checked.entitlements);
+
+    // A changed instruction: its page is named.
+    let main_off = (t.image.atom(t.main).addr - IMAGE_BASE) as usize;
+    let mut code_changed = file.clone();
+    code_changed[main_off] ^= 1;
+    let page = main_off / 4096;
+    assert_eq!(check(&code_changed), Err(CheckError::PageHash { page, offset: (page * 4096) as u64 }));
+
+    // Changed entitlements: the special slot that hashes them.
+    let mut entitled = file.clone();
+    let key = b"get-task-allow";
+    let at = limit + entitled[limit..].windows(key.len()).position(|w| w == key).unwrap();
+    entitled[at] = b'G';
+    assert_eq!(check(&entitled), Err(CheckError::SpecialSlot { slot: 5 }));
+
+    // A file cut inside its signature, and bytes that are not Mach-O.
+    assert!(
+        matches!(check(&file[..limit + 20]), Err(CheckError::Malformed(_))),
+        "{:?}",
+        check(&file[..limit + 20])
+    );
+    assert!(matches!(check(b"not a mach-o file at all, just text"), Err(CheckError::NotMachO(_))));
 }
 
 #[test]

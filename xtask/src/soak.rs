@@ -3,7 +3,8 @@
 //!
 //! A generated program (`progen`) runs under `hcr run` in the simulator, printing a checksum every round, while
 //! one random function after another is edited and hot-applied through the control socket. Checked throughout:
-//! every update is applied and the program keeps running and printing; every K updates, the executable hcr keeps
+//! every update is applied and the program keeps running and printing; after every update, `hcr verify` finds the
+//! executable readable and its code signature valid; every K updates, the executable hcr keeps
 //! rewriting, launched fresh, prints exactly what a fresh `ld64.lld-19` link of the same sources prints (so the
 //! file stays valid after hundreds of incremental rewrites); hcr's memory stays flat; and the text reserve stays
 //! bounded (retired code comes back once no thread can return into it). The summary is printed at the end.
@@ -82,6 +83,12 @@ fn text_used(hcr: &Path, exe: &Path) -> Result<u64, String> {
         end = end.max(addr + size);
     }
     Ok(end.saturating_sub(start))
+}
+
+/// `hcr verify EXE`: the file reads back and its code signature holds (the kernel would run it).
+fn verify(hcr: &Path, exe: &Path) -> Result<(), String> {
+    let out = Command::new(hcr).arg("verify").arg(exe).output().map_err(|e| format!("hcr verify: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).trim().to_string()) }
 }
 
 /// What `darwin-run EXE once` prints.
@@ -175,6 +182,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut divergences = Vec::new();
     let mut max_text = text_at_start;
+    let mut verified = 0;
     for update in 1..=options.updates {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -195,6 +203,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if let Some(kib) = rss_kib(pid) {
             rss.push(kib);
         }
+        verify(&hcr_bin, &exe)
+            .map_err(|e| format!("after update {update} (f_{edited}) the file is invalid: {e}"))?;
+        verified += 1;
         if update % options.check_every == 0 || update == options.updates {
             max_text = max_text.max(text_used(&hcr_bin, &exe)?);
             let fresh = work.join("fresh").join("prog");
@@ -221,8 +232,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let warm = rss.get(rss.len() / 10).copied().unwrap_or(0);
     let peak = rss.iter().copied().max().unwrap_or(0);
     println!(
-        "soak summary: {} updates in {} s; {} divergences; program {state}{}; hcr RSS {warm} KiB after warm-up, \
-         {} KiB at the end, {peak} KiB at most; text reserve used {} KiB at start, {} KiB at most",
+        "soak summary: {} updates in {} s; {} divergences; the file read back and its signature held after all \
+         {verified} updates; program {state}{}; hcr RSS {warm} KiB after warm-up, {} KiB at the end, {peak} KiB at \
+         most; text reserve used {} KiB at start, {} KiB at most",
         options.updates,
         started.elapsed().as_secs(),
         divergences.len(),
