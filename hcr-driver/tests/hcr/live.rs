@@ -317,7 +317,7 @@ int main(void) {
 }
 
 #[test]
-fn a_killed_compiler_and_two_simultaneous_updates_leave_hcr_serving() {
+fn a_killed_or_missing_compiler_and_two_simultaneous_updates_leave_hcr_serving() {
     let dir = tempfile::tempdir().unwrap();
     // The compiler is a script, so that the test can make it die mid-update.
     let cc = dir.path().join("cc.sh");
@@ -335,9 +335,19 @@ fn a_killed_compiler_and_two_simultaneous_updates_leave_hcr_serving() {
     let mark = hcr.output_len();
     hcr.wait_for("tick 1 count", mark);
 
+    // The compiler is gone altogether: the update fails naming it, and the program runs on.
+    std::fs::remove_file(&cc).unwrap();
+    let response = hcr.request("hot_update", "");
+    assert_eq!(response["error"]["kind"], "compile", "{response}");
+    let message = response["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cc.sh") && message.contains("tick.c"), "{message}");
+    let mark = hcr.output_len();
+    hcr.wait_for("tick 1 count", mark);
+
     // The compiler is back; two clients ask for an update at the same moment: both are answered, one after the
     // other, and the program runs the new code.
     std::fs::write(&cc, "#!/bin/sh\nexec clang-19 \"$@\"\n").unwrap();
+    std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let socket = dir.path().join("hcr.sock");
     let clients: Vec<_> = (0..2)
         .map(|_| {
