@@ -386,7 +386,7 @@ impl Linker {
 
         let _span = tracing::info_span!("plan").entered();
         self.free_unreachable_code(live)?;
-        self.retire_removed(removed, live, &mut summary)?;
+        self.retire_removed(removed, &mut summary)?;
         // The atoms that are new or differ from what is linked; the others need no pass but relocation, and
         // only if something they point at moves.
         let mut touched: Vec<usize> = Vec::new();
@@ -465,28 +465,18 @@ impl Linker {
         Ok(())
     }
 
-    /// Takes atoms that are no longer linked out of the image's listings. Code is freed when no thread can be
-    /// in it; data and constants stay allocated, because a stale pointer in the running program may still
-    /// reach them.
-    fn retire_removed(
-        &mut self,
-        removed: Vec<AtomKey>,
-        live: &dyn Liveness,
-        summary: &mut Summary,
-    ) -> Result<(), LinkError> {
+    /// Takes atoms that are no longer linked out of the image's listings, keeping their bytes where they are:
+    /// they are never freed. A removed function's stub and cell stay too, still leading to its last body, because
+    /// the running program may call it after the update: old code still on a stack, or a function pointer kept
+    /// in data. Freeing the body would send such a call into whatever reused the space; keeping it runs the old
+    /// function, as the old caller expects. Removed data and constants stay for the same reason (a stale pointer
+    /// may reach them). The cost is the space of what was removed, which is rarely much.
+    fn retire_removed(&mut self, removed: Vec<AtomKey>, summary: &mut Summary) -> Result<(), LinkError> {
         for key in removed {
             remember(&mut self.journal.atoms, &self.atoms, &key);
             let linked = self.atoms.remove(&key).expect("key came from the map");
             summary.removed.push(key.display_name());
-            let range = linked.addr..linked.addr + linked.prepared.size;
-            if linked.prepared.class == AtomClass::Code && !live.is_live(range.clone()) {
-                self.image.free_atom(linked.id).map_err(layout("a removed atom"))?;
-            } else {
-                self.image.retire_atom(linked.id).map_err(layout("a removed atom"))?;
-                if linked.prepared.class == AtomClass::Code {
-                    self.retired_code.push((linked.id, range));
-                }
-            }
+            self.image.retire_atom(linked.id).map_err(layout("a removed atom"))?;
         }
         Ok(())
     }

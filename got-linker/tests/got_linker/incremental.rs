@@ -208,6 +208,52 @@ fn a_function_a_thread_is_in_moves_instead_of_being_overwritten_and_its_old_body
 }
 
 #[test]
+fn a_removed_function_keeps_its_body_and_cell_so_a_stale_call_still_runs_it() {
+    let main = |table: &str| {
+        format!(
+            "int one(void);\nint two(void);\nint (*table[])(void) = {{{table}}};\n\
+             int main(void) {{ return table[0]() + table[1](); }}\n"
+        )
+    };
+    let fns = "int one(void) { return 1; }\nint two(void) { return 2; }\n";
+    let mut ws = Workspace::new("-O0");
+    let mut linker = new_linker();
+    linker.update(&ws.objects(&[("main", main("one, two")), ("fns", fns.into())]), &NothingLive).unwrap();
+    let (two, two_bytes) = linker.atom_by_name("_two").map(|(a, b)| (a, b.to_vec())).unwrap();
+    let cell = linker.symbol_map().stubs.iter().find(|(name, _, _)| name == "_two").map(|s| s.2).unwrap();
+
+    // `two` goes away, with the table's pointer to it. A stale copy of that pointer (or old code on a stack)
+    // may still call it: its cell keeps leading to its body.
+    let without = "int one(void) { return 1; }\n";
+    let patch = linker
+        .update(&ws.objects(&[("main", main("one, one")), ("fns", without.into())]), &NothingLive)
+        .unwrap();
+    assert_eq!(patch.summary.removed, ["_two"], "{}", patch.describe());
+    // Then more code arrives, on updates where no thread is anywhere: the body is never handed out again.
+    let mut more = String::from(without);
+    for i in 0..40 {
+        // Functions of `two`'s size (which would fit its space exactly) and larger ones.
+        more += &format!("int small{i}(void) {{ return {i}; }}\n");
+        more += &format!(
+            "int big{i}(int x) {{ int r = x; for (int k = 0; k < x; k++) r = r * {i} + k; return r; }}\n"
+        );
+        linker
+            .update(&ws.objects(&[("main", main("one, one")), ("fns", more.clone())]), &NothingLive)
+            .unwrap();
+        for name in [format!("_small{i}"), format!("_big{i}")] {
+            let (addr, bytes) = linker.atom_by_name(&name).unwrap();
+            let clear = addr + bytes.len() as u64 <= two || addr >= two + two_bytes.len() as u64;
+            assert!(clear, "{name} at {addr:#x} reused the space of two at {two:#x}");
+        }
+    }
+    let file = linker.file();
+    let at = file_offset_of(file, two);
+    assert_eq!(&file[at..at + two_bytes.len()], &two_bytes[..], "two's body is intact");
+    let at = file_offset_of(file, cell);
+    assert_eq!(u64::from_le_bytes(file[at..at + 8].try_into().unwrap()), two, "two's cell leads to its body");
+}
+
+#[test]
 fn globals_keep_state_unless_resized_and_referrers_follow_a_resized_global() {
     let mut ws = Workspace::new("-O1");
     let mut linker = new_linker();
