@@ -25,7 +25,7 @@ commands:
   e2e     hot-reload scenarios end to end (tests/e2e/): [--jobs N] [--keep] [--hcr PATH] [SCENARIO...]
   bench   patch latency and link speed against ld64.lld-19: [--quick] [--write-md] [--sizes N,N...] [--reps R]
   demo    a scripted hot-reload session of the seed example, narrated
-  soak    many consecutive hot updates on one running program: [--updates N] [--functions F] [--check-every K]
+  soak    many consecutive hot updates on one running program: [--updates N] [--functions F] [--check-every K] [--threads T]
 ";
 
 fn main() -> ExitCode {

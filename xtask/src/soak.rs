@@ -1,13 +1,14 @@
-//! `cargo xtask soak [--updates N] [--functions F] [--check-every K]`: many consecutive hot updates on one running
-//! program.
+//! `cargo xtask soak [--updates N] [--functions F] [--check-every K] [--threads T]`: many consecutive hot
+//! updates on one running program.
 //!
-//! A generated program (`progen`) runs under `hcr run` in the simulator, printing a checksum every round, while
-//! one random function after another is edited and hot-applied through the control socket. Checked throughout:
-//! every update is applied and the program keeps running and printing; after every update, `hcr verify` finds the
-//! executable readable and its code signature valid; every K updates, the executable hcr keeps
-//! rewriting, launched fresh, prints exactly what a fresh `ld64.lld-19` link of the same sources prints (so the
-//! file stays valid after hundreds of incremental rewrites); hcr's memory stays flat; and the text reserve stays
-//! bounded (retired code comes back once no thread can return into it). The summary is printed at the end.
+//! A generated program (`progen`) runs under `hcr run` in the simulator, printing a checksum every round while T
+//! worker threads (default 2) compute the same checksum in a loop, and one random function after another is edited
+//! and hot-applied through the control socket. Checked throughout: every update is applied, and the program keeps
+//! running and printing and its workers keep computing; after every update, `hcr verify` finds the executable
+//! readable and its code signature valid; every K updates, the executable hcr keeps rewriting, launched fresh,
+//! prints exactly what a fresh `ld64.lld-19` link of the same sources prints (so the file stays valid after
+//! hundreds of incremental rewrites); hcr's memory stays flat; and the text reserve stays bounded (retired code
+//! comes back once no thread can return into it). The summary is printed at the end.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -26,10 +27,13 @@ struct Options {
     updates: usize,
     functions: usize,
     check_every: usize,
+    /// Worker threads that compute the checksum over and over, so that updates find threads inside the edited
+    /// functions.
+    threads: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { updates: 1000, functions: 200, check_every: 50 };
+    let mut options = Options { updates: 1000, functions: 200, check_every: 50, threads: 2 };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<usize, String> {
@@ -39,25 +43,47 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--updates" => options.updates = value("--updates")?,
             "--functions" => options.functions = value("--functions")?.max(2),
             "--check-every" => options.check_every = value("--check-every")?.max(1),
+            "--threads" => options.threads = value("--threads")?,
             other => return Err(format!("soak: unknown argument `{other}`")),
         }
     }
     Ok(options)
 }
 
-/// The program's `main`: a checksum over the first functions each round, forever; with an argument, one round
+/// The program's `main`: a checksum over the first functions each round, forever, while `threads` workers
+/// compute the same checksum in a loop (they count their rounds, which main prints); with an argument, one round
 /// and exit (for comparing fresh launches).
-fn main_source(functions: usize) -> String {
+fn main_source(functions: usize, threads: usize) -> String {
     let mut text = String::from(
-        "#include <stdio.h>\n#include <unistd.h>\n#include \"prog.h\"\n\nstatic unsigned round_sum(void) {\n    unsigned sum = 0;\n",
+        "#include <pthread.h>\n#include <stdio.h>\n#include <unistd.h>\n#include \"prog.h\"\n\n\
+         static unsigned round_sum(void) {\n    unsigned sum = 0;\n",
     );
     for k in 0..functions.min(16) {
         let _ = writeln!(text, "    sum = sum * 31u + (unsigned)f_{k}({k}, 2);");
     }
-    text.push_str(
-        "    return sum;\n}\n\nint main(int argc, char **argv) {\n    (void)argv;\n    if (argc > 1) {\n        printf(\"checksum %u\\n\", round_sum());\n        return 0;\n    }\n    for (int round = 0; round < 100000000; round++) {\n        printf(\"round %d checksum %u\\n\", round, round_sum());\n        fflush(stdout);\n        usleep(5000);\n    }\n    return 0;\n}\n",
+    let workers = threads.max(1);
+    let _ = write!(
+        text,
+        "    return sum;\n}}\n\n\
+         static volatile unsigned long worker_rounds[{workers}];\n\
+         static volatile unsigned worker_sum[{workers}];\n\n\
+         static void *worker(void *arg) {{\n    long id = (long)arg;\n    for (;;) {{\n\
+         \x20       worker_sum[id] = round_sum();\n        worker_rounds[id]++;\n    }}\n    return NULL;\n}}\n\n\
+         int main(int argc, char **argv) {{\n    (void)argv;\n    if (argc > 1) {{\n\
+         \x20       printf(\"checksum %u\\n\", round_sum());\n        return 0;\n    }}\n\
+         \x20   for (long i = 0; i < {threads}; i++) {{\n        pthread_t t;\n\
+         \x20       pthread_create(&t, NULL, worker, (void *)i);\n    }}\n\
+         \x20   for (int round = 0; round < 100000000; round++) {{\n        unsigned long work = 0;\n\
+         \x20       for (int i = 0; i < {threads}; i++) work += worker_rounds[i];\n\
+         \x20       printf(\"round %d checksum %u worker rounds %lu\\n\", round, round_sum(), work);\n\
+         \x20       fflush(stdout);\n        usleep(5000);\n    }}\n    return 0;\n}}\n"
     );
     text
+}
+
+/// The last "worker rounds N" main printed in `lines`.
+fn worker_rounds(lines: &[String]) -> Option<u64> {
+    lines.iter().rev().find_map(|l| l.rsplit_once("worker rounds ").and_then(|(_, n)| n.trim().parse().ok()))
 }
 
 /// hcr's resident memory in KiB, from `/proc`.
@@ -152,7 +178,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
     let params = Params { functions: options.functions, units: (options.functions / 50).max(2), seed: 7 };
     for file in progen::generate(params) {
-        let text = if file.name == "main.c" { main_source(options.functions) } else { file.text };
+        let text =
+            if file.name == "main.c" { main_source(options.functions, options.threads) } else { file.text };
         std::fs::write(src.join(&file.name), text).map_err(|e| e.to_string())?;
     }
     let mut sources: Vec<String> = (0..params.units).map(|u| format!("unit_{u}.c")).collect();
@@ -183,6 +210,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut divergences = Vec::new();
     let mut max_text = text_at_start;
     let mut verified = 0;
+    let mut live_moves = 0;
+    let mut last_worker_rounds = 0;
     for update in 1..=options.updates {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -195,6 +224,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if value.get("ok") != Some(&Json::Bool(true)) {
             return Err(format!("update {update} (f_{edited}) was not applied: {raw}"));
         }
+        // A function moved because a thread was inside it (the workers make that common).
+        live_moves += raw.matches("\"reason\":\"live\"").count();
         let (_, progressing) = hcr.out.wait(mark, Duration::from_secs(30), |l| !l.is_empty());
         if !progressing {
             let (state, status) = hcr.process_state()?;
@@ -207,6 +238,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map_err(|e| format!("after update {update} (f_{edited}) the file is invalid: {e}"))?;
         verified += 1;
         if update % options.check_every == 0 || update == options.updates {
+            // The workers are all still computing: the rounds they did together keep growing.
+            let rounds = worker_rounds(&hcr.out.since(mark))
+                .ok_or_else(|| format!("after update {update} main printed no worker rounds"))?;
+            if options.threads > 0 && rounds <= last_worker_rounds {
+                return Err(format!(
+                    "after update {update} the workers stopped: {rounds} rounds, {last_worker_rounds} before"
+                ));
+            }
+            last_worker_rounds = rounds;
             max_text = max_text.max(text_used(&hcr_bin, &exe)?);
             let fresh = work.join("fresh").join("prog");
             std::fs::create_dir_all(fresh.parent().unwrap_or(&work)).map_err(|e| e.to_string())?;
@@ -232,11 +272,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let warm = rss.get(rss.len() / 10).copied().unwrap_or(0);
     let peak = rss.iter().copied().max().unwrap_or(0);
     println!(
-        "soak summary: {} updates in {} s; {} divergences; the file read back and its signature held after all \
-         {verified} updates; program {state}{}; hcr RSS {warm} KiB after warm-up, {} KiB at the end, {peak} KiB at \
-         most; text reserve used {} KiB at start, {} KiB at most",
+        "soak summary: {} updates in {} s with {} worker threads; {} divergences; the file read back and its \
+         signature held after all {verified} updates; {live_moves} functions moved because a thread was inside; \
+         program {state}{}; hcr RSS {warm} KiB after warm-up, {} KiB at the end, {peak} KiB at most; text reserve \
+         used {} KiB at start, {} KiB at most",
         options.updates,
         started.elapsed().as_secs(),
+        options.threads,
         divergences.len(),
         if status.is_empty() { String::new() } else { format!(" ({status})") },
         rss.last().copied().unwrap_or(0),
