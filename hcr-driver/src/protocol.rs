@@ -67,6 +67,9 @@ pub enum ErrorKind {
     NoProcess,
     /// Another update is in progress.
     Busy,
+    /// The executable could not be written (a full disk, a read-only folder, the name taken); nothing was
+    /// changed.
+    File,
     /// Anything else.
     Internal,
 }

@@ -119,7 +119,7 @@ impl<L: Launcher> Session<L> {
         let write_started = Instant::now();
         if let Err(e) = self.project.write_file(&linked) {
             self.project.abandon(linked);
-            return Err(internal(e));
+            return Err(SessionError::new(ErrorKind::File, format!("{e:#}")));
         }
         let write_file = write_started.elapsed();
         let report = report(&linked, None, write_file, Duration::ZERO);
@@ -183,7 +183,7 @@ impl<L: Launcher> Session<L> {
         let write_started = Instant::now();
         if let Err(e) = self.project.write_file(&linked) {
             self.project.abandon(linked);
-            return Err(internal(e));
+            return Err(SessionError::new(ErrorKind::File, format!("{e:#}")));
         }
         let write_file = write_started.elapsed();
         let stats = match apply(suspended, &live, slide, &writes) {

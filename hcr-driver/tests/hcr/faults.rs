@@ -150,7 +150,7 @@ fn an_executable_that_cannot_be_rewritten_leaves_the_program_and_the_link_as_the
     std::fs::create_dir(&exe).unwrap();
     std::fs::write(dir.path().join("tick.c"), "int tick(int n) { return 2; }\n").unwrap();
     let err = session.hot_update().expect_err("the file cannot be written");
-    assert_eq!(err.kind, ErrorKind::Internal, "{err}");
+    assert_eq!(err.kind, ErrorKind::File, "{err}");
     assert!(err.message.contains("prog"), "{err}");
     assert_eq!(session.project().linker().updates(), updates);
     let process = &session.target().unwrap().process;
@@ -393,7 +393,7 @@ exec "$@""#;
         fn assert_nothing_applied(&mut self, response: &serde_json::Value, cause: &str, before: &Snapshot) {
             let exe = self.out_dir.join("prog");
             assert_eq!(response["ok"], false, "{response}");
-            assert_eq!(response["error"]["kind"], "internal", "{response}");
+            assert_eq!(response["error"]["kind"], "file", "{response}");
             let message = response["error"]["message"].as_str().unwrap_or_default();
             assert!(
                 message.contains(&format!("writing {}", exe.display())) && message.contains(cause),
