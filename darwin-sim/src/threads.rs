@@ -384,6 +384,7 @@ pub fn states(emu: &Emu<'_>) -> Vec<ThreadState> {
                 lr: read(RegisterARM64::X30),
                 sp: read(RegisterARM64::SP),
                 fp: read(RegisterARM64::X29),
+                x16: read(RegisterARM64::X16),
             }
         })
         .collect()

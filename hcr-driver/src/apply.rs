@@ -140,7 +140,7 @@ mod tests {
         let mut task = FakeTask::default();
         task.map(TEXT + SLIDE, PAGE_SIZE, VmProt::RX, VmProt::RX);
         task.map(CELLS + SLIDE, PAGE_SIZE, VmProt::READ, VmProt::RW);
-        task.threads = vec![ThreadState { id: 0, pc: TEXT + SLIDE + 0x40, lr: 0, sp: 0, fp: 0 }];
+        task.threads = vec![ThreadState { id: 0, pc: TEXT + SLIDE + 0x40, lr: 0, sp: 0, fp: 0, x16: 0 }];
         task
     }
 

@@ -3,8 +3,9 @@
 //! Contract item 8: no byte that a thread is executing (its PC) or may return into (a return address on its
 //! stack) is overwritten; such an atom is written to new space instead. The scan is conservative, as a garbage
 //! collector's stack scan is: every aligned 8-byte word between a thread's SP and the top of its stack region
-//! that points into the code range counts as a possible return address, and so do the PC and the LR (a leaf
-//! function's caller is known only from LR). A false positive costs a move instead of an in-place write; a
+//! that points into the code range counts as a possible return address, and so do the PC, the LR (a leaf
+//! function's caller is known only from LR) and x16 (a thread stopped inside a call stub, after it loaded the
+//! cell and before it branched, jumps to the old target in x16). A false positive costs a move instead of an in-place write; a
 //! false negative would corrupt a running thread, so the scan never tries to be clever.
 
 use std::ops::Range;
@@ -30,6 +31,8 @@ impl LiveCode {
         for thread in task.threads()? {
             push(thread.pc);
             push(thread.lr);
+            // A thread inside a call stub, between loading the cell and branching, goes to x16 next.
+            push(thread.x16);
             let stack = task.region_containing(thread.sp)?;
             let start = thread.sp & !7;
             let bytes = task.read_vec(start, (stack.end() - start) as usize)?;
@@ -86,7 +89,7 @@ mod tests {
         task.map(STACK, words.len() as u64 * 8, VmProt::RW, VmProt::RW);
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         task.poke(STACK, &bytes);
-        task.threads = vec![ThreadState { id: 0, pc, lr, sp, fp: sp }];
+        task.threads = vec![ThreadState { id: 0, pc, lr, sp, fp: sp, x16: 0 }];
         task
     }
 
@@ -103,6 +106,14 @@ mod tests {
         let live = LiveCode::scan(&task, CODE, SLIDE).unwrap();
 
         assert_eq!(live.addrs(), [0x1_0000_4100, 0x1_0000_4200, 0x1_0000_5010, 0x1_0000_6000]);
+    }
+
+    #[test]
+    fn a_thread_inside_a_call_stub_keeps_the_target_it_loaded_live() {
+        // Stopped at the stub's `br x16` (stubs lie outside the text range): the old body in x16 is where it goes.
+        let mut task = task(&[0x42], 0x1_0020_0008 + SLIDE, 0, STACK);
+        task.threads[0].x16 = 0x1_0000_7000 + SLIDE;
+        assert_eq!(LiveCode::scan(&task, CODE, SLIDE).unwrap().addrs(), [0x1_0000_7000]);
     }
 
     #[test]

@@ -349,7 +349,14 @@ impl Task for MachTask {
                     });
                 }
             };
-            out.push(ThreadState { id, pc: state.pc, lr: state.lr, sp: state.sp, fp: state.fp });
+            out.push(ThreadState {
+                id,
+                pc: state.pc,
+                lr: state.lr,
+                sp: state.sp,
+                fp: state.fp,
+                x16: state.x[16],
+            });
         }
         Ok(out)
     }

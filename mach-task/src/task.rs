@@ -45,6 +45,10 @@ pub struct ThreadState {
     pub sp: u64,
     /// x29, the frame pointer.
     pub fp: u64,
+    /// x16, the first intra-procedure-call register. A call stub loads its target from the cell into x16 and
+    /// branches to it: a thread stopped between the two will jump to the address x16 holds, so that code is live
+    /// although neither the PC nor any return address points at it.
+    pub x16: u64,
 }
 
 /// A live process, reached from outside.

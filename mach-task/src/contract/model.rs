@@ -177,7 +177,7 @@ impl Task for ModelTask {
 
     fn threads(&self) -> Result<Vec<ThreadState>, TaskError> {
         let pc = if self.is(Broken::ThreadPcInData) { DATA + 0x40 } else { TEXT + 0x2000 };
-        Ok(vec![ThreadState { id: 7, pc, lr: 0, sp: DATA + 0x3000, fp: 0 }])
+        Ok(vec![ThreadState { id: 7, pc, lr: 0, sp: DATA + 0x3000, fp: 0, x16: 0 }])
     }
 
     fn flush_icache(&self, _addr: u64, _len: u64) -> Result<(), TaskError> {
