@@ -12,6 +12,7 @@
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mach_task::{KernError, PAGE_SIZE, TaskError, VmProt};
@@ -158,6 +159,9 @@ pub struct Guest {
     /// The end of `__PAGEZERO`: mapped in the VM map, but nothing backs it in Unicorn.
     pub pagezero_end: u64,
     pub threads: Threads,
+    /// Set by the host when a request is waiting: the running slice ends at the next basic block, so a request
+    /// (a suspension above all) is served within microseconds, as a kernel's would be, not at the end of a slice.
+    pub interrupt: Arc<AtomicBool>,
 }
 
 /// What a launch produced, for the process handle.
@@ -275,6 +279,7 @@ pub fn launch(
     image: &Image,
     config: &LaunchConfig,
     output: Arc<Output>,
+    interrupt: Arc<AtomicBool>,
 ) -> Result<(Emu<'static>, Launch), SimError> {
     if let Some(library) = image.missing_library() {
         return Err(SimError::LibraryNotLoaded {
@@ -304,6 +309,7 @@ pub fn launch(
         started: Instant::now(),
         pagezero_end: 0,
         threads: Threads::new(libsystem.main_thread(), shared + THREAD_STACKS_OFFSET),
+        interrupt,
     };
     let mut emu: Emu<'static> =
         Unicorn::new_with_data(Arch::ARM64, Mode::ARM, guest).map_err(emu_err("uc_open", 0))?;
@@ -437,7 +443,7 @@ fn install_hooks(emu: &mut Emu<'_>) -> Result<(), SimError> {
             eprintln!("[darwin-sim] block {addr:#x}");
         }
         guest.blocks_left = guest.blocks_left.saturating_sub(1);
-        if guest.blocks_left == 0 {
+        if guest.blocks_left == 0 || guest.interrupt.load(Ordering::Relaxed) {
             let _ = emu.emu_stop();
         }
     })
@@ -628,6 +634,8 @@ pub fn call(emu: &mut Emu<'_>, addr: u64, args: &[u64]) -> Result<u64, TaskError
                 result = emu.reg_read(RegisterARM64::X0).map_err(|e| failed(format!("{e:?}")));
                 break;
             }
+            // Stopped for a request that waits until this one is done: go on.
+            (None, Ok(())) if emu.get_data().interrupt.swap(false, Ordering::Relaxed) => continue,
             (None, Ok(())) => {
                 result = Err(failed(format!("the call did not return within {CALL_TIMEOUT:?}")))
             }

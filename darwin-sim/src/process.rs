@@ -6,7 +6,7 @@
 //! every later request fails with [`TaskError::Dead`], as calls on a dead task's port do.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -20,9 +20,9 @@ use crate::machine::{self, Emu, ExitStatus, Launch, LaunchConfig, SIGKILL, Slice
 use crate::output::{Output, Sink, Stream};
 use crate::threads::{self, Schedule};
 
-/// Basic blocks per slice: about a millisecond of guest time in a debug build (some 6 million blocks a second), so a
-/// request to a busy guest waits at most that long. Shorter slices cost nothing measurable. It is also the time
-/// slice of the guest's threads: each runs this long before the next one that can run takes the CPU.
+/// Basic blocks per slice: about a millisecond of guest time in a debug build (some 6 million blocks a second). A
+/// request does not wait for the end of a slice (sending it interrupts the slice at the next basic block); this is
+/// the time slice of the guest's threads: each runs this long before the next one that can run takes the CPU.
 const SLICE_BLOCKS: u64 = 5_000;
 
 /// How to launch and run a program.
@@ -135,6 +135,8 @@ struct Shared {
 pub struct Process {
     pid: u32,
     requests: Mutex<Sender<Request>>,
+    /// Ends the running slice early when a request is sent (see `Guest::interrupt`).
+    interrupt: Arc<AtomicBool>,
     shared: Arc<Shared>,
     output: Arc<Output>,
     launch: Launch,
@@ -169,16 +171,20 @@ impl Process {
         let (requests, inbox) = channel();
         let (launched_tx, launched) = channel();
         let (thread_output, thread_shared) = (Arc::clone(&output), Arc::clone(&shared));
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let thread_interrupt = Arc::clone(&interrupt);
         let thread = std::thread::Builder::new()
             .name(format!("darwin-sim pid {pid}"))
             .stack_size(16 << 20)
-            .spawn(move || match machine::launch(&image, &config, Arc::clone(&thread_output)) {
-                Ok((emu, launch)) => {
-                    let _ = launched_tx.send(Ok(launch));
-                    serve(emu, &inbox, &thread_shared, &thread_output);
-                }
-                Err(e) => {
-                    let _ = launched_tx.send(Err(e));
+            .spawn(move || {
+                match machine::launch(&image, &config, Arc::clone(&thread_output), thread_interrupt) {
+                    Ok((emu, launch)) => {
+                        let _ = launched_tx.send(Ok(launch));
+                        serve(emu, &inbox, &thread_shared, &thread_output);
+                    }
+                    Err(e) => {
+                        let _ = launched_tx.send(Err(e));
+                    }
                 }
             })
             .map_err(|e| SimError::Thread(format!("could not be started: {e}")))?;
@@ -186,7 +192,15 @@ impl Process {
             Ok(result) => result?,
             Err(_) => return Err(SimError::Thread("died while loading the program".into())),
         };
-        Ok(Process { pid, requests: Mutex::new(requests), shared, output, launch, thread: Some(thread) })
+        Ok(Process {
+            pid,
+            requests: Mutex::new(requests),
+            interrupt,
+            shared,
+            output,
+            launch,
+            thread: Some(thread),
+        })
     }
 
     /// Lets the program run (the `SIGCONT` that releases a spawn-suspended child).
@@ -270,6 +284,7 @@ impl Process {
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, TaskError> {
         let (reply, answer) = channel();
         let sent = self.requests.lock().unwrap_or_else(|p| p.into_inner()).send(make(reply));
+        self.interrupt.store(true, Ordering::Relaxed);
         if sent.is_err() {
             return Err(self.dead());
         }
@@ -353,6 +368,10 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
                 Ok(request) => Ok(request),
                 Err(TryRecvError::Empty) => {
                     let stop = match machine::run_slice(&mut emu, SLICE_BLOCKS) {
+                        Slice::Ran if emu.get_data().interrupt.swap(false, Ordering::Relaxed) => {
+                            // Cut short for a request: the thread keeps the CPU once it is served.
+                            continue;
+                        }
                         Slice::Ran => None,
                         Slice::Stopped(stop) => Some(stop),
                     };

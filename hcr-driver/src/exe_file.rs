@@ -1,11 +1,17 @@
 //! The executable on disk: always launchable, and always replaced through a new inode.
 //!
 //! macOS caches code-signing state per vnode and kills a re-launched binary whose signed file was modified in
-//! place, so the file is never written where it stands: a copy is written beside it, synced, and renamed over
-//! it. A failure at any step leaves the old file exactly as it was (the rename is the only step that changes
-//! what the path names, and it is atomic).
+//! place, so the file is never written where it stands: a copy is made beside it, changed, and renamed over it.
+//! A failure at any step leaves the old file exactly as it was (the rename is the only step that changes what the
+//! path names, and it is atomic), and removes the copy.
+//!
+//! The copy is `std::fs::copy`, which clones the file where the file system can (`clonefile` on APFS, a reflink on
+//! Btrfs or XFS) and otherwise copies inside the kernel, so an update's cost does not grow with the file on a Mac.
+//! Nothing is synced to the disk, as ld64 and lld do not sync their output: a crash that loses the last write
+//! costs a full link at the next build (the saved link state's digest no longer matches the file), never a wrong
+//! program.
 
-use std::fs::{self, File, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -25,37 +31,48 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Replaces the file at `path` with `bytes` and the given mode through a new inode: readers see the old file
 /// or the new one, never a part of either. Also used for hcr's own state files.
 pub(crate) fn write_new_inode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let mut temp = temp_beside(path)?;
+    let prefix = temp_prefix(path);
+    let mut temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir_of(path))?;
     temp.write_all(bytes)?;
-    finish(temp, path, mode)
+    fs::set_permissions(temp.path(), Permissions::from_mode(mode))?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Replaces the file at `path` with a copy of itself changed by `writes` and cut or extended to `len` bytes,
-/// through a new inode. Only the written ranges are produced by the caller; the rest is copied by the kernel.
+/// through a new inode. Only the written ranges are produced by the caller; the rest is cloned or copied by the
+/// kernel.
 pub fn patch(path: &Path, len: u64, writes: &[FileWrite<'_>]) -> io::Result<()> {
-    let temp = temp_beside(path)?;
-    let mut original = File::open(path)?;
-    let mut file = temp.as_file();
-    io::copy(&mut original, &mut file)?;
+    // A fresh name that does not exist yet, so that the copy can be a clone (`clonefile` refuses an existing
+    // target); the returned guard removes the copy unless it is persisted.
+    let prefix = temp_prefix(path);
+    let copy = |name: &Path| {
+        // A copy that failed half way (a full disk) is not guarded yet: remove it here.
+        fs::copy(path, name).inspect_err(|_| {
+            let _ = fs::remove_file(name);
+        })
+    };
+    let temp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").make_in(dir_of(path), copy)?;
+    let mut file = OpenOptions::new().write(true).open(temp.path())?;
     file.set_len(len)?;
     for write in writes {
         file.seek(SeekFrom::Start(write.offset))?;
         file.write_all(write.bytes)?;
     }
-    finish(temp, path, 0o755)
-}
-
-fn temp_beside(path: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir)
-}
-
-fn finish(temp: tempfile::NamedTempFile, path: &Path, mode: u32) -> io::Result<()> {
-    temp.as_file().sync_all()?;
-    fs::set_permissions(temp.path(), Permissions::from_mode(mode))?;
+    drop(file);
+    fs::set_permissions(temp.path(), Permissions::from_mode(0o755))?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Temporary files beside `path` are named `.NAME.XXXXXX.tmp`.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    format!(".{name}.")
 }
 
 #[cfg(test)]
