@@ -288,6 +288,15 @@ impl Process {
         if sent.is_err() {
             return Err(self.dead());
         }
+        // Most answers come within microseconds: poll before sleeping (see `POLL`).
+        let deadline = Instant::now() + POLL;
+        while Instant::now() < deadline {
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(TryRecvError::Disconnected) => return Err(self.dead()),
+            }
+        }
         answer.recv().unwrap_or_else(|_| Err(self.dead()))
     }
 
@@ -360,6 +369,7 @@ struct RunState {
 /// guest ends or every handle is gone.
 fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, output: &Output) {
     let mut state = RunState { held: true, suspend_count: 0 };
+    let mut last_request = Instant::now();
     let status = loop {
         let runnable = !state.held && state.suspend_count == 0;
         let schedule = if runnable { threads::schedule(&mut emu, Instant::now()) } else { Schedule::Idle };
@@ -382,16 +392,21 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
                 }
                 Err(TryRecvError::Disconnected) => Err(()),
             },
-            Schedule::IdleUntil(until) => {
-                match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Schedule::IdleUntil(until) => match poll_briefly(inbox, last_request, Some(until)) {
+                Some(request) => Ok(request),
+                None => match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     Ok(request) => Ok(request),
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => Err(()),
-                }
-            }
+                },
+            },
             // Suspended, held, or every thread waits for another: only a request changes anything.
-            Schedule::Idle => inbox.recv().map_err(|_| ()),
+            Schedule::Idle => match poll_briefly(inbox, last_request, None) {
+                Some(request) => Ok(request),
+                None => inbox.recv().map_err(|_| ()),
+            },
         };
+        last_request = Instant::now();
         match next {
             Ok(Request::Kill) => {
                 break ExitStatus::Signaled { signal: SIGKILL, reason: "killed".into() };
@@ -405,6 +420,28 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
     *shared.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     shared.ended.notify_all();
     output.notify();
+}
+
+/// How long either side of a request polls before it sleeps on the channel. Requests come in bursts (a patch is
+/// a few dozen of them) and a sleeping thread takes tens of microseconds to wake, where a Mach call takes a few;
+/// polling keeps the simulator's requests about as cheap as the kernel's while a burst lasts.
+const POLL: Duration = Duration::from_micros(200);
+
+/// Polls for a request for up to [`POLL`] (never past `until`) when the last one was recent, that is while a
+/// burst of requests goes on.
+fn poll_briefly(inbox: &Receiver<Request>, last: Instant, until: Option<Instant>) -> Option<Request> {
+    if last.elapsed() > POLL {
+        return None;
+    }
+    let deadline = until.map_or(Instant::now() + POLL, |u| u.min(Instant::now() + POLL));
+    while Instant::now() < deadline {
+        match inbox.try_recv() {
+            Ok(request) => return Some(request),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            Err(TryRecvError::Disconnected) => return None,
+        }
+    }
+    None
 }
 
 fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
