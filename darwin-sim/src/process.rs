@@ -392,7 +392,7 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
                 }
                 Err(TryRecvError::Disconnected) => Err(()),
             },
-            Schedule::IdleUntil(until) => match poll_briefly(inbox, last_request, Some(until)) {
+            Schedule::IdleUntil(until) => match poll_briefly(inbox, last_request, Some(until), false) {
                 Some(request) => Ok(request),
                 None => match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     Ok(request) => Ok(request),
@@ -401,7 +401,7 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
                 },
             },
             // Suspended, held, or every thread waits for another: only a request changes anything.
-            Schedule::Idle => match poll_briefly(inbox, last_request, None) {
+            Schedule::Idle => match poll_briefly(inbox, last_request, None, state.suspend_count > 0) {
                 Some(request) => Ok(request),
                 None => inbox.recv().map_err(|_| ()),
             },
@@ -429,14 +429,23 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
 /// the peer is not running (the same under two CPU hogs: 3.9 ms sleeping, 3.0 ms polling 20 µs; polling 200 µs
 /// made it 7.9 ms).
 const POLL: Duration = Duration::from_micros(20);
+/// While the task is suspended a patcher is at work, and its next request usually follows within this. Measured
+/// with 20 requests 50 µs apart: 1.65 ms → 1.08 ms idle, 3.9 ms → 2.8 ms under two CPU hogs, against `POLL`.
+const POLL_SUSPENDED: Duration = Duration::from_micros(300);
 
 /// Polls for a request for up to [`POLL`] (never past `until`) when the last one was recent, that is while a
 /// burst of requests goes on.
-fn poll_briefly(inbox: &Receiver<Request>, last: Instant, until: Option<Instant>) -> Option<Request> {
-    if last.elapsed() > POLL {
+fn poll_briefly(
+    inbox: &Receiver<Request>,
+    last: Instant,
+    until: Option<Instant>,
+    suspended: bool,
+) -> Option<Request> {
+    let window = if suspended { POLL_SUSPENDED } else { POLL };
+    if last.elapsed() > window {
         return None;
     }
-    let deadline = until.map_or(Instant::now() + POLL, |u| u.min(Instant::now() + POLL));
+    let deadline = until.map_or(Instant::now() + window, |u| u.min(Instant::now() + window));
     while Instant::now() < deadline {
         match inbox.try_recv() {
             Ok(request) => return Some(request),
