@@ -295,6 +295,9 @@ pub fn launch(
     let image_end = image.segments.iter().map(|s| s.vmaddr + s.vmsize).max().unwrap_or(0) + slide;
     let shared = SHARED_REGION.max(image_end.next_multiple_of(0x4000_0000));
     let libsystem = LibSystem::at(shared);
+    let stack_size =
+        if image.stack_size == 0 { DEFAULT_STACK } else { image.stack_size.next_multiple_of(PAGE_SIZE) };
+    let stack_top = shared + STACK_TOP_OFFSET;
     let guest = Guest {
         vm: VmMap::default(),
         host: Vec::new(),
@@ -308,7 +311,7 @@ pub fn launch(
         fault: None,
         started: Instant::now(),
         pagezero_end: 0,
-        threads: Threads::new(libsystem.main_thread(), shared + THREAD_STACKS_OFFSET),
+        threads: Threads::new(libsystem.main_thread(), shared + THREAD_STACKS_OFFSET..stack_top - stack_size),
         interrupt,
     };
     let mut emu: Emu<'static> =
@@ -347,9 +350,6 @@ pub fn launch(
 
     shims::install(&mut emu)?;
 
-    let stack_size =
-        if image.stack_size == 0 { DEFAULT_STACK } else { image.stack_size.next_multiple_of(PAGE_SIZE) };
-    let stack_top = shared + STACK_TOP_OFFSET;
     map(&mut emu, stack_top - stack_size, stack_size, VmProt::RW, VmProt::all() - VmProt::COPY, "stack", 0)?;
     let sp = build_stack(&mut emu, stack_top, image, config)?;
     let regs = [

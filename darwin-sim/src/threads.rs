@@ -15,8 +15,8 @@
 //! The layouts follow Darwin's arm64 ABI, so programs built against the real SDK run unchanged: `pthread_t` points
 //! at an 8 KiB thread structure at the top of the thread's stack, `pthread_mutex_t` and `pthread_cond_t` are
 //! recognised by their signature word (`PTHREAD_MUTEX_INITIALIZER`, or what `pthread_mutex_init` writes). What a
-//! lock holds is kept here, keyed by its guest address. Attributes are not supported: a non-null attribute pointer
-//! is `EINVAL`.
+//! lock holds is kept here, keyed by its guest address. Thread attributes give the detach state and the stack
+//! size; mutex attributes the type (normal, error-checking, recursive).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -29,8 +29,10 @@ use crate::shims::{Flow, ret_int, x};
 
 /// Secondary threads' stacks, as macOS gives them by default.
 pub const STACK_SIZE: u64 = 512 << 10;
-/// Stack slots are this far apart, so an unmapped gap below each stack catches an overflow.
-const SLOT_SPACING: u64 = 1 << 20;
+/// `PTHREAD_STACK_MIN`; stack sizes are multiples of it (macOS wants whole pages).
+const STACK_MIN: u64 = 16 << 10;
+/// An unmapped gap below each stack catches an overflow.
+const GUARD: u64 = 16 << 10;
 /// At most this many threads exist at once (the main thread included).
 pub const MAX_THREADS: usize = 256;
 /// `sizeof(struct _opaque_pthread_t)` on arm64 Darwin: `__sig`, `__cleanup_stack`, `__opaque[8176]`.
@@ -42,6 +44,19 @@ const MUTEX_SIG_INIT: u64 = 0x32AA_ABA7; // PTHREAD_MUTEX_INITIALIZER
 const MUTEX_SIG: u64 = 0x4D55_5458; // "MUTX"
 const COND_SIG_INIT: u64 = 0x3CB0_B1BB; // PTHREAD_COND_INITIALIZER
 const COND_SIG: u64 = 0x434F_4E44; // "COND"
+const ATTR_SIG: u64 = 0x5448_4441; // "THDA"
+const MUTEXATTR_SIG: u64 = 0x4D54_5841; // "MTXA"
+
+/// `pthread_attr_t`'s fields, in its opaque part (only this library reads them).
+const ATTR_DETACH: u64 = 8;
+const ATTR_STACKSIZE: u64 = 16;
+const PTHREAD_CREATE_JOINABLE: u32 = 1;
+const PTHREAD_CREATE_DETACHED: u32 = 2;
+/// `pthread_mutexattr_t`'s type field, and the types.
+const MUTEXATTR_TYPE: u64 = 8;
+const PTHREAD_MUTEX_NORMAL: u32 = 0;
+const PTHREAD_MUTEX_ERRORCHECK: u32 = 1;
+const PTHREAD_MUTEX_RECURSIVE: u32 = 2;
 
 /// Darwin's errno values.
 const EPERM: i64 = 1;
@@ -106,13 +121,15 @@ struct GuestThread {
     /// only kept as the buffer the next switch saves into; `None` until the first switch.
     saved: Option<Saved>,
     run: Run,
-    /// Its stack slot (the main thread has the process's stack instead).
-    slot: Option<usize>,
+    /// Its stack mapping, `(base, size)` (the main thread has the process's stack instead).
+    stack: Option<(u64, u64)>,
     detached: bool,
     /// A mutex handed to it while it waited: the retried shim finds it already locked for it.
     granted: Option<u64>,
-    /// Inside `pthread_cond_wait(cond, mutex)`, after releasing the mutex.
+    /// Inside `pthread_cond_wait(cond, mutex)`, after releasing the mutex, and how many extra times it held that
+    /// mutex (a recursive one), to hold it as often again on return.
     in_cond_wait: Option<(u64, u64)>,
+    cond_depth: u32,
 }
 
 /// Every thread of the process and every lock's holder.
@@ -124,13 +141,17 @@ pub struct Threads {
     next_id: u64,
     /// Orders waits.
     clock: u64,
-    /// The first stack slot's address.
-    stacks: u64,
-    /// Slots below this have been mapped; `free` lists those no thread uses.
-    mapped: usize,
-    free: Vec<usize>,
+    /// Where the next new stack goes, and where the stack area ends (the main thread's stack).
+    stacks_next: u64,
+    stacks_end: u64,
+    /// Stacks of ended threads, `(base, size)`, for new threads that want that size.
+    free: Vec<(u64, u64)>,
     /// Locked mutexes: address → holder's id.
     mutexes: HashMap<u64, u64>,
+    /// How many more times than once a recursive mutex is held.
+    depth: HashMap<u64, u32>,
+    /// Mutexes initialised with a type other than the default.
+    kinds: HashMap<u64, u32>,
     /// The current thread's slice is over: the next [`schedule`] picks another thread if one can run.
     rotate: bool,
     /// A debugger-style call runs (see [`machine::call`]): shims must not block or switch.
@@ -138,27 +159,30 @@ pub struct Threads {
 }
 
 impl Threads {
-    /// The main thread alone, with `main_handle` as its `pthread_t`; new threads' stacks go from `stacks` up.
-    pub fn new(main_handle: u64, stacks: u64) -> Threads {
+    /// The main thread alone, with `main_handle` as its `pthread_t`; new threads' stacks go in `stacks`.
+    pub fn new(main_handle: u64, stacks: std::ops::Range<u64>) -> Threads {
         let main = GuestThread {
             id: 1,
             handle: main_handle,
             saved: None,
             run: Run::Ready,
-            slot: None,
+            stack: None,
             detached: false,
             granted: None,
             in_cond_wait: None,
+            cond_depth: 0,
         };
         Threads {
             list: vec![main],
             current: 0,
             next_id: 2,
             clock: 0,
-            stacks,
-            mapped: 0,
+            stacks_next: stacks.start,
+            stacks_end: stacks.end,
             free: Vec::new(),
             mutexes: HashMap::new(),
+            depth: HashMap::new(),
+            kinds: HashMap::new(),
             rotate: false,
             calling: false,
         }
@@ -390,11 +414,11 @@ pub fn states(emu: &Emu<'_>) -> Vec<ThreadState> {
         .collect()
 }
 
-/// Removes an ended thread; its stack slot becomes free for a new thread.
+/// Removes an ended thread; its stack becomes free for a new thread.
 fn reap(threads: &mut Threads, index: usize) {
     let thread = threads.list.remove(index);
-    if let Some(slot) = thread.slot {
-        threads.free.push(slot);
+    if let Some(stack) = thread.stack {
+        threads.free.push(stack);
     }
     if index < threads.current {
         threads.current -= 1;
@@ -406,6 +430,11 @@ fn reap(threads: &mut Threads, index: usize) {
 fn read_u64(emu: &Emu<'_>, addr: u64) -> Result<u64, Crash> {
     let bytes = guest_read(emu, addr, 8)?;
     Ok(u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])))
+}
+
+fn read_u32(emu: &Emu<'_>, addr: u64) -> Result<u32, Crash> {
+    let bytes = guest_read(emu, addr, 4)?;
+    Ok(u32::from_le_bytes(bytes.try_into().unwrap_or([0; 4])))
 }
 
 fn block(emu: &Emu<'_>, wait: Wait) -> Result<Flow, Crash> {
@@ -420,29 +449,36 @@ fn block(emu: &Emu<'_>, wait: Wait) -> Result<Flow, Crash> {
 /// `int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *), void *arg)`
 pub fn pthread_create(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     let (out, attr, start, arg) = (x(emu, 0), x(emu, 1), x(emu, 2), x(emu, 3));
-    if attr != 0 {
-        return ret_int(emu, EINVAL);
-    }
+    let (detached, size) = if attr == 0 {
+        (false, STACK_SIZE)
+    } else {
+        if read_u64(emu, attr)? != ATTR_SIG {
+            return ret_int(emu, EINVAL);
+        }
+        (read_u32(emu, attr + ATTR_DETACH)? == PTHREAD_CREATE_DETACHED, read_u64(emu, attr + ATTR_STACKSIZE)?)
+    };
     if threads(emu).list.len() >= MAX_THREADS {
         return ret_int(emu, EAGAIN);
     }
-    let slot = match threads_mut(emu).free.pop() {
-        Some(slot) => slot,
+    let stack = match threads(emu).free.iter().position(|&(_, s)| s == size) {
+        Some(i) => threads_mut(emu).free.swap_remove(i),
         None => {
-            let slot = threads(emu).mapped;
-            let base = threads(emu).stacks + slot as u64 * SLOT_SPACING;
-            machine::map(emu, base, STACK_SIZE, VmProt::RW, VmProt::all() - VmProt::COPY, "thread stack", 0)
+            let base = threads(emu).stacks_next + GUARD;
+            if base + size > threads(emu).stacks_end {
+                return ret_int(emu, EAGAIN);
+            }
+            machine::map(emu, base, size, VmProt::RW, VmProt::all() - VmProt::COPY, "thread stack", 0)
                 .map_err(|e| Crash::abort(format!("pthread_create: mapping a stack: {e}")))?;
-            threads_mut(emu).mapped += 1;
-            slot
+            threads_mut(emu).stacks_next = base + size;
+            (base, size)
         }
     };
-    let handle = threads(emu).stacks + slot as u64 * SLOT_SPACING + STACK_SIZE - PTHREAD_SIZE;
+    let handle = stack.0 + stack.1 - PTHREAD_SIZE;
     let mut header = PTHREAD_SIG.to_le_bytes().to_vec();
     header.resize(PTHREAD_SIZE as usize, 0);
     guest_write(emu, handle, &header)?;
     if let Err(crash) = guest_write(emu, out, &handle.to_le_bytes()) {
-        threads_mut(emu).free.push(slot);
+        threads_mut(emu).free.push(stack);
         return Err(crash);
     }
     let mut context = emu.context_init().map_err(|e| Crash::abort(format!("pthread_create: {e:?}")))?;
@@ -464,14 +500,80 @@ pub fn pthread_create(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
         handle,
         saved: Some(Saved(context)),
         run: Run::Ready,
-        slot: Some(slot),
-        detached: false,
+        stack: Some(stack),
+        detached,
         granted: None,
         in_cond_wait: None,
+        cond_depth: 0,
     });
     if emu.get_data().trace {
         eprintln!("[darwin-sim] thread {id} created at {start:#x}");
     }
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_init(pthread_attr_t *attr)`: joinable, a 512 KiB stack.
+pub fn pthread_attr_init(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let attr = x(emu, 0);
+    let mut bytes = vec![0u8; 64];
+    bytes[..8].copy_from_slice(&ATTR_SIG.to_le_bytes());
+    bytes[ATTR_DETACH as usize..][..4].copy_from_slice(&PTHREAD_CREATE_JOINABLE.to_le_bytes());
+    bytes[ATTR_STACKSIZE as usize..][..8].copy_from_slice(&STACK_SIZE.to_le_bytes());
+    guest_write(emu, attr, &bytes)?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_destroy(pthread_attr_t *attr)`
+pub fn pthread_attr_destroy(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let attr = x(emu, 0);
+    if read_u64(emu, attr)? != ATTR_SIG {
+        return ret_int(emu, EINVAL);
+    }
+    guest_write(emu, attr, &0u64.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_setdetachstate(pthread_attr_t *attr, int state)`
+pub fn pthread_attr_setdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, state) = (x(emu, 0), x(emu, 1) as u32);
+    if read_u64(emu, attr)? != ATTR_SIG || !matches!(state, PTHREAD_CREATE_JOINABLE | PTHREAD_CREATE_DETACHED)
+    {
+        return ret_int(emu, EINVAL);
+    }
+    guest_write(emu, attr + ATTR_DETACH, &state.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_getdetachstate(const pthread_attr_t *attr, int *state)`
+pub fn pthread_attr_getdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, out) = (x(emu, 0), x(emu, 1));
+    if read_u64(emu, attr)? != ATTR_SIG {
+        return ret_int(emu, EINVAL);
+    }
+    let state = read_u32(emu, attr + ATTR_DETACH)?;
+    guest_write(emu, out, &state.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_setstacksize(pthread_attr_t *attr, size_t size)`: at least `PTHREAD_STACK_MIN` and a whole
+/// number of pages, as macOS requires.
+pub fn pthread_attr_setstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, size) = (x(emu, 0), x(emu, 1));
+    if read_u64(emu, attr)? != ATTR_SIG || size < STACK_MIN || !size.is_multiple_of(STACK_MIN) {
+        return ret_int(emu, EINVAL);
+    }
+    guest_write(emu, attr + ATTR_STACKSIZE, &size.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_attr_getstacksize(const pthread_attr_t *attr, size_t *size)`
+pub fn pthread_attr_getstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, out) = (x(emu, 0), x(emu, 1));
+    if read_u64(emu, attr)? != ATTR_SIG {
+        return ret_int(emu, EINVAL);
+    }
+    let size = read_u64(emu, attr + ATTR_STACKSIZE)?;
+    guest_write(emu, out, &size.to_le_bytes())?;
     ret_int(emu, 0)
 }
 
@@ -547,12 +649,65 @@ fn signed(emu: &Emu<'_>, addr: u64, initializer: u64, initialized: u64) -> Resul
 /// `int pthread_mutex_init(pthread_mutex_t *mutex, const pthread_mutexattr_t *attr)`
 pub fn pthread_mutex_init(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     let (mutex, attr) = (x(emu, 0), x(emu, 1));
-    if attr != 0 {
+    let kind = if attr == 0 {
+        PTHREAD_MUTEX_NORMAL
+    } else if read_u64(emu, attr)? == MUTEXATTR_SIG {
+        read_u32(emu, attr + MUTEXATTR_TYPE)?
+    } else {
+        return ret_int(emu, EINVAL);
+    };
+    guest_write(emu, mutex, &MUTEX_SIG.to_le_bytes())?;
+    let threads = threads_mut(emu);
+    threads.mutexes.remove(&mutex);
+    threads.depth.remove(&mutex);
+    threads.kinds.insert(mutex, kind);
+    ret_int(emu, 0)
+}
+
+/// `int pthread_mutexattr_init(pthread_mutexattr_t *attr)`: the default type.
+pub fn pthread_mutexattr_init(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let attr = x(emu, 0);
+    let mut bytes = MUTEXATTR_SIG.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&u64::from(PTHREAD_MUTEX_NORMAL).to_le_bytes());
+    guest_write(emu, attr, &bytes)?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_mutexattr_destroy(pthread_mutexattr_t *attr)`
+pub fn pthread_mutexattr_destroy(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let attr = x(emu, 0);
+    if read_u64(emu, attr)? != MUTEXATTR_SIG {
         return ret_int(emu, EINVAL);
     }
-    guest_write(emu, mutex, &MUTEX_SIG.to_le_bytes())?;
-    threads_mut(emu).mutexes.remove(&mutex);
+    guest_write(emu, attr, &0u64.to_le_bytes())?;
     ret_int(emu, 0)
+}
+
+/// `int pthread_mutexattr_settype(pthread_mutexattr_t *attr, int type)`: normal, error-checking or recursive.
+pub fn pthread_mutexattr_settype(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, kind) = (x(emu, 0), x(emu, 1) as u32);
+    let known = matches!(kind, PTHREAD_MUTEX_NORMAL | PTHREAD_MUTEX_ERRORCHECK | PTHREAD_MUTEX_RECURSIVE);
+    if read_u64(emu, attr)? != MUTEXATTR_SIG || !known {
+        return ret_int(emu, EINVAL);
+    }
+    guest_write(emu, attr + MUTEXATTR_TYPE, &kind.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// `int pthread_mutexattr_gettype(const pthread_mutexattr_t *attr, int *type)`
+pub fn pthread_mutexattr_gettype(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let (attr, out) = (x(emu, 0), x(emu, 1));
+    if read_u64(emu, attr)? != MUTEXATTR_SIG {
+        return ret_int(emu, EINVAL);
+    }
+    let kind = read_u32(emu, attr + MUTEXATTR_TYPE)?;
+    guest_write(emu, out, &kind.to_le_bytes())?;
+    ret_int(emu, 0)
+}
+
+/// Whether the mutex at `addr` was initialised as recursive.
+fn recursive(emu: &Emu<'_>, mutex: u64) -> bool {
+    threads(emu).kinds.get(&mutex) == Some(&PTHREAD_MUTEX_RECURSIVE)
 }
 
 /// `int pthread_mutex_destroy(pthread_mutex_t *mutex)`
@@ -565,11 +720,13 @@ pub fn pthread_mutex_destroy(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
         return ret_int(emu, EBUSY);
     }
     guest_write(emu, mutex, &0u64.to_le_bytes())?;
+    threads_mut(emu).kinds.remove(&mutex);
     ret_int(emu, 0)
 }
 
 /// `int pthread_mutex_lock(pthread_mutex_t *mutex)`: waits while another thread holds it. Relocking a mutex the
-/// thread holds is `EDEADLK`, as for an error-checking mutex.
+/// thread holds counts once more for a recursive mutex and is `EDEADLK` for the others (as for an
+/// error-checking mutex, where a normal one would hang).
 pub fn pthread_mutex_lock(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     let mutex = x(emu, 0);
     if threads(emu).current().granted == Some(mutex) {
@@ -585,6 +742,10 @@ pub fn pthread_mutex_lock(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
             threads_mut(emu).mutexes.insert(mutex, me);
             ret_int(emu, 0)
         }
+        Some(&holder) if holder == me && recursive(emu, mutex) => {
+            *threads_mut(emu).depth.entry(mutex).or_default() += 1;
+            ret_int(emu, 0)
+        }
         Some(&holder) if holder == me => ret_int(emu, EDEADLK),
         Some(_) => block(emu, Wait::Mutex(mutex)),
     }
@@ -596,12 +757,18 @@ pub fn pthread_mutex_trylock(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     if !signed(emu, mutex, MUTEX_SIG_INIT, MUTEX_SIG)? {
         return ret_int(emu, EINVAL);
     }
-    if threads(emu).mutexes.contains_key(&mutex) {
-        return ret_int(emu, EBUSY);
-    }
     let me = threads(emu).current().id;
-    threads_mut(emu).mutexes.insert(mutex, me);
-    ret_int(emu, 0)
+    match threads(emu).mutexes.get(&mutex) {
+        None => {
+            threads_mut(emu).mutexes.insert(mutex, me);
+            ret_int(emu, 0)
+        }
+        Some(&holder) if holder == me && recursive(emu, mutex) => {
+            *threads_mut(emu).depth.entry(mutex).or_default() += 1;
+            ret_int(emu, 0)
+        }
+        Some(_) => ret_int(emu, EBUSY),
+    }
 }
 
 /// `int pthread_mutex_unlock(pthread_mutex_t *mutex)`: `EPERM` unless the thread holds it.
@@ -614,7 +781,11 @@ pub fn pthread_mutex_unlock(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     if threads(emu).mutexes.get(&mutex) != Some(&me) {
         return ret_int(emu, EPERM);
     }
-    threads_mut(emu).release(mutex);
+    let threads = threads_mut(emu);
+    match threads.depth.get_mut(&mutex) {
+        Some(depth) if *depth > 0 => *depth -= 1,
+        _ => threads.release(mutex),
+    }
     ret_int(emu, 0)
 }
 
@@ -648,10 +819,15 @@ pub fn pthread_cond_wait(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     let (cond, mutex) = (x(emu, 0), x(emu, 1));
     if threads(emu).current().in_cond_wait == Some((cond, mutex)) {
         // Signalled; the mutex was handed over (or taken at the signal).
-        let me = threads_mut(emu).current_mut();
+        let threads = threads_mut(emu);
+        let me = threads.current_mut();
         if me.granted == Some(mutex) {
             me.granted = None;
             me.in_cond_wait = None;
+            let depth = std::mem::take(&mut me.cond_depth);
+            if depth > 0 {
+                threads.depth.insert(mutex, depth);
+            }
             return ret_int(emu, 0);
         }
         return block(emu, Wait::Mutex(mutex));
@@ -665,8 +841,12 @@ pub fn pthread_cond_wait(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
     }
     let flow = block(emu, Wait::Cond(cond))?;
     let threads = threads_mut(emu);
+    // A recursive mutex is released however often it is held, and held as often again on return.
+    let depth = threads.depth.remove(&mutex).unwrap_or(0);
     threads.release(mutex);
-    threads.current_mut().in_cond_wait = Some((cond, mutex));
+    let me = threads.current_mut();
+    me.in_cond_wait = Some((cond, mutex));
+    me.cond_depth = depth;
     Ok(flow)
 }
 

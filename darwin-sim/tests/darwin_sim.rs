@@ -190,6 +190,7 @@ mod corpus {
         threads,
         thread_crash,
         main_thread_exit,
+        thread_attrs,
     );
 
     #[test]
@@ -209,6 +210,7 @@ mod corpus {
             "threads",
             "thread_crash",
             "main_thread_exit",
+            "thread_attrs",
         ];
         for entry in std::fs::read_dir(super::manifest_dir().join("tests/programs")).unwrap() {
             let path = entry.unwrap().path();
