@@ -436,7 +436,6 @@ impl Linker {
             writes,
             new_imports,
             summary,
-            file: self.image.file().to_vec(),
             file_dirty: rendered.dirty,
             pages_hashed: rendered.pages_hashed,
         })

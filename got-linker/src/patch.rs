@@ -100,9 +100,8 @@ pub struct Patch {
     /// Cells to bind in the running process before the cell stores are made.
     pub new_imports: Vec<NewImport>,
     pub summary: Summary,
-    /// The whole executable file after the update.
-    pub file: Vec<u8>,
-    /// File ranges that changed.
+    /// File ranges that changed. The file itself is [`crate::Linker::file`] (not copied here: at 10,000 functions
+    /// it is 5 MB, and copying it cost more than the rest of an update).
     pub file_dirty: Vec<Range<u64>>,
     /// Code-signature pages re-hashed.
     pub pages_hashed: usize,

@@ -315,6 +315,7 @@ impl Project {
     /// it is put there only once the new file is in place, so a write that fails (a full disk, a read-only
     /// folder) leaves both files as they were, and no temporary file behind.
     pub fn write_file(&self, linked: &Linked) -> anyhow::Result<()> {
+        let file = self.linker.file();
         let patch = &linked.patch;
         let out = &self.options.out;
         let previous = self.state.join("previous");
@@ -335,12 +336,12 @@ impl Project {
                 .iter()
                 .map(|r| exe_file::FileWrite {
                     offset: r.start,
-                    bytes: &patch.file[r.start as usize..r.end as usize],
+                    bytes: &file[r.start as usize..r.end as usize],
                 })
                 .collect();
-            exe_file::patch(out, patch.file.len() as u64, &writes)
+            exe_file::patch(out, file.len() as u64, &writes)
         } else {
-            exe_file::replace(out, &patch.file)
+            exe_file::replace(out, file)
         }
         .with_context(|| format!("writing {}", out.display()));
         if let Some(kept) = kept {

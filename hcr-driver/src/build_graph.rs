@@ -7,9 +7,11 @@
 //!
 //! The graph is persisted as JSON beside the executable, so that the next `hcr build` is incremental too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,12 +24,54 @@ pub fn hash_file(path: &Path) -> Option<String> {
     Some(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// What a file's metadata said when it was hashed. While it still says the same, the file is taken as unchanged
+/// without reading it, as git's index does: every update checks every input of every unit, and the headers most
+/// units share would otherwise be read and hashed once per unit, per update. A file modified within
+/// [`RACY_NS`] before it was recorded is always read again, since a second change could share its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    len: u64,
+    mtime_ns: u64,
+    ino: u64,
+    recorded_ns: u64,
+}
+
+/// How long after a file's modification its stamp becomes trustworthy (timestamps on some file systems are
+/// coarse: HFS+ has whole seconds).
+const RACY_NS: u64 = 2_000_000_000;
+
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Stamp {
+    /// The file's stamp now, if it exists.
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            mtime_ns: nanos(meta.modified().ok()?),
+            ino: meta.ino(),
+            recorded_ns: nanos(SystemTime::now()),
+        })
+    }
+
+    /// Whether `now` shows the same file as this stamp, and this stamp can be trusted for it.
+    fn vouches_for(&self, now: &Stamp) -> bool {
+        (self.len, self.mtime_ns, self.ino) == (now.len, now.mtime_ns, now.ino)
+            && self.recorded_ns.saturating_sub(self.mtime_ns) >= RACY_NS
+    }
+}
+
 /// What the last successful compile of one translation unit read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
     pub object: PathBuf,
     /// Every file the compile read, with its content hash at that time.
     pub inputs: BTreeMap<PathBuf, String>,
+    /// The inputs' stamps, taken just before they were hashed.
+    #[serde(default)]
+    pub stamps: BTreeMap<PathBuf, Stamp>,
     /// The flags it was compiled with; a change of flags makes it stale.
     pub flags: Vec<String>,
 }
@@ -53,22 +97,49 @@ impl BuildGraph {
 
     /// The sources (of `sources`) that must be recompiled with `flags`: new ones, ones whose object is gone,
     /// ones compiled with other flags, and ones any of whose inputs changed.
+    /// A file is read only when its stamp cannot vouch for it, and then once per call however many units
+    /// include it.
     pub fn stale(&self, sources: &[PathBuf], flags: &[String]) -> Vec<PathBuf> {
-        sources.iter().filter(|source| self.is_stale(source, flags)).cloned().collect()
+        let mut hashes = HashMap::new();
+        sources.iter().filter(|source| self.is_stale(source, flags, &mut hashes)).cloned().collect()
     }
 
-    fn is_stale(&self, source: &Path, flags: &[String]) -> bool {
+    fn is_stale(
+        &self,
+        source: &Path,
+        flags: &[String],
+        hashes: &mut HashMap<PathBuf, Option<String>>,
+    ) -> bool {
         let Some(unit) = self.units.get(source) else { return true };
         unit.flags != flags
             || !unit.object.exists()
-            || unit.inputs.iter().any(|(path, hash)| hash_file(path).as_deref() != Some(hash.as_str()))
+            || unit.inputs.iter().any(|(path, hash)| {
+                let vouched = unit
+                    .stamps
+                    .get(path)
+                    .zip(Stamp::of(path))
+                    .is_some_and(|(then, now)| then.vouches_for(&now));
+                !vouched
+                    && hashes.entry(path.clone()).or_insert_with(|| hash_file(path)).as_deref()
+                        != Some(hash.as_str())
+            })
     }
 
     /// Records a successful compile. The inputs are hashed now; a file that changed while clang was reading it
     /// is then seen as changed by the next [`BuildGraph::stale`], which errs on the side of recompiling.
     pub fn record(&mut self, compiled: &Compiled, flags: &[String]) {
-        let inputs = compiled.deps.iter().filter_map(|p| Some((p.clone(), hash_file(p)?))).collect();
-        let unit = Unit { object: compiled.object.clone(), inputs, flags: flags.to_vec() };
+        let mut inputs = BTreeMap::new();
+        let mut stamps = BTreeMap::new();
+        for path in &compiled.deps {
+            // Stamp first: a change while the file is read then shows in its stamp.
+            let stamp = Stamp::of(path);
+            let Some(hash) = hash_file(path) else { continue };
+            inputs.insert(path.clone(), hash);
+            if let Some(stamp) = stamp {
+                stamps.insert(path.clone(), stamp);
+            }
+        }
+        let unit = Unit { object: compiled.object.clone(), inputs, stamps, flags: flags.to_vec() };
         self.units.insert(compiled.source.clone(), unit);
     }
 
@@ -156,6 +227,41 @@ mod tests {
         assert_eq!(p.graph.stale(std::slice::from_ref(&p.util), &flags()), std::slice::from_ref(&p.util));
         fs::write(&p.util, text).unwrap();
         assert!(p.graph.stale(std::slice::from_ref(&p.util), &flags()).is_empty());
+    }
+
+    /// Writes `text` into `path` in place (same inode) and gives it the modification time `mtime`.
+    fn write_at(path: &Path, text: &str, mtime: SystemTime) {
+        let file = fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+        std::io::Write::write_all(&mut &file, text.as_bytes()).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+
+    #[test]
+    fn a_settled_stamp_vouches_for_a_file_and_a_fresh_one_does_not() {
+        let p = program();
+        let sources = [p.main.clone(), p.util.clone()];
+        let text = fs::read_to_string(&p.header).unwrap();
+        let edited = text.replace("SCALE 2", "SCALE 3");
+        assert_eq!(edited.len(), text.len());
+
+        // Recorded right after its last change, the header's stamp is racy: an edit of the same size that keeps
+        // the timestamp is still seen, because the header is read.
+        let mtime = fs::metadata(&p.header).unwrap().modified().unwrap();
+        write_at(&p.header, &edited, mtime);
+        assert_eq!(p.graph.stale(&sources, &flags()), std::slice::from_ref(&p.main));
+
+        // Recorded long after its last change, the stamp is trusted and the header is not read: that edit,
+        // which hides from the metadata, goes unseen (the price of not reading every header every update,
+        // which make and git's index pay too); an ordinary edit changes the metadata and is seen.
+        let mut graph = BuildGraph::default();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        write_at(&p.header, &text, old);
+        build(p.dir.path(), &mut graph, &sources);
+        assert!(graph.stale(&sources, &flags()).is_empty());
+        write_at(&p.header, &edited, old);
+        assert!(graph.stale(&sources, &flags()).is_empty());
+        fs::write(&p.header, &edited).unwrap();
+        assert_eq!(graph.stale(&sources, &flags()), std::slice::from_ref(&p.main));
     }
 
     #[test]

@@ -50,8 +50,8 @@ fn hcr_link(objects: &[PathBuf], out: &Path) {
     let inputs: Vec<_> =
         objects.iter().map(|p| parse_object(p, &std::fs::read(p).unwrap()).unwrap()).collect();
     let mut linker = Linker::new("prog", None, LayoutConfig::default(), vec![libsystem]);
-    let patch = linker.update(&inputs, &NothingLive).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
-    std::fs::write(out, patch.file).unwrap();
+    linker.update(&inputs, &NothingLive).unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+    std::fs::write(out, linker.file()).unwrap();
 }
 
 /// `(stdout, stderr, exit status)` as text.
