@@ -63,6 +63,13 @@ impl Stamp {
     }
 }
 
+/// What one staleness check learnt about each file, so that a header many units include is looked at once.
+#[derive(Default)]
+struct Seen {
+    stamps: HashMap<PathBuf, Option<Stamp>>,
+    hashes: HashMap<PathBuf, Option<String>>,
+}
+
 /// What the last successful compile of one translation unit read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unit {
@@ -100,22 +107,18 @@ impl BuildGraph {
     /// A file is read only when its stamp cannot vouch for it, and then once per call however many units
     /// include it; a file read and found unchanged gets a fresh stamp, which vouches for it once it has settled.
     pub fn stale(&mut self, sources: &[PathBuf], flags: &[String]) -> Vec<PathBuf> {
-        let mut hashes = HashMap::new();
-        sources.iter().filter(|source| self.is_stale(source, flags, &mut hashes)).cloned().collect()
+        let mut seen = Seen::default();
+        sources.iter().filter(|source| self.is_stale(source, flags, &mut seen)).cloned().collect()
     }
 
-    fn is_stale(
-        &mut self,
-        source: &Path,
-        flags: &[String],
-        hashes: &mut HashMap<PathBuf, Option<String>>,
-    ) -> bool {
+    fn is_stale(&mut self, source: &Path, flags: &[String], seen: &mut Seen) -> bool {
         let Some(unit) = self.units.get_mut(source) else { return true };
         if unit.flags != flags || !unit.object.exists() {
             return true;
         }
+        let hashes = &mut seen.hashes;
         for (path, hash) in &unit.inputs {
-            let now = Stamp::of(path);
+            let now = *seen.stamps.entry(path.clone()).or_insert_with(|| Stamp::of(path));
             if unit.stamps.get(path).zip(now.as_ref()).is_some_and(|(then, now)| then.vouches_for(now)) {
                 continue;
             }
