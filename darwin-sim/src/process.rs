@@ -288,15 +288,6 @@ impl Process {
         if sent.is_err() {
             return Err(self.dead());
         }
-        // Most answers come within microseconds: poll before sleeping (see `POLL`).
-        let deadline = Instant::now() + POLL;
-        while Instant::now() < deadline {
-            match answer.try_recv() {
-                Ok(result) => return result,
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
-                Err(TryRecvError::Disconnected) => return Err(self.dead()),
-            }
-        }
         answer.recv().unwrap_or_else(|_| Err(self.dead()))
     }
 
@@ -369,7 +360,6 @@ struct RunState {
 /// guest ends or every handle is gone.
 fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, output: &Output) {
     let mut state = RunState { held: true, suspend_count: 0 };
-    let mut last_request = Instant::now();
     let status = loop {
         let runnable = !state.held && state.suspend_count == 0;
         let schedule = if runnable { threads::schedule(&mut emu, Instant::now()) } else { Schedule::Idle };
@@ -392,21 +382,16 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
                 }
                 Err(TryRecvError::Disconnected) => Err(()),
             },
-            Schedule::IdleUntil(until) => match poll_briefly(inbox, last_request, Some(until), false) {
-                Some(request) => Ok(request),
-                None => match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Schedule::IdleUntil(until) => {
+                match inbox.recv_timeout(until.saturating_duration_since(Instant::now())) {
                     Ok(request) => Ok(request),
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => Err(()),
-                },
-            },
+                }
+            }
             // Suspended, held, or every thread waits for another: only a request changes anything.
-            Schedule::Idle => match poll_briefly(inbox, last_request, None, state.suspend_count > 0) {
-                Some(request) => Ok(request),
-                None => inbox.recv().map_err(|_| ()),
-            },
+            Schedule::Idle => inbox.recv().map_err(|_| ()),
         };
-        last_request = Instant::now();
         match next {
             Ok(Request::Kill) => {
                 break ExitStatus::Signaled { signal: SIGKILL, reason: "killed".into() };
@@ -420,40 +405,6 @@ fn serve(mut emu: Emu<'static>, inbox: &Receiver<Request>, shared: &Shared, outp
     *shared.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
     shared.ended.notify_all();
     output.notify();
-}
-
-/// How long either side of a request polls before it sleeps on the channel. Requests come in bursts (a patch is
-/// a few dozen of them); an awake peer answers within a microsecond or two, where waking a sleeping thread takes
-/// tens, and a Mach call takes a few. A short poll keeps a burst about as cheap as the kernel's calls while the
-/// machine is idle (a 22-request suspend-read-resume: 1.5 ms sleeping, 40 µs polling), and costs nothing when
-/// the peer is not running (the same under two CPU hogs: 3.9 ms sleeping, 3.0 ms polling 20 µs; polling 200 µs
-/// made it 7.9 ms).
-const POLL: Duration = Duration::from_micros(20);
-/// While the task is suspended a patcher is at work, and its next request usually follows within this. Measured
-/// with 20 requests 50 µs apart: 1.65 ms → 1.08 ms idle, 3.9 ms → 2.8 ms under two CPU hogs, against `POLL`.
-const POLL_SUSPENDED: Duration = Duration::from_micros(300);
-
-/// Polls for a request for up to [`POLL`] (never past `until`) when the last one was recent, that is while a
-/// burst of requests goes on.
-fn poll_briefly(
-    inbox: &Receiver<Request>,
-    last: Instant,
-    until: Option<Instant>,
-    suspended: bool,
-) -> Option<Request> {
-    let window = if suspended { POLL_SUSPENDED } else { POLL };
-    if last.elapsed() > window {
-        return None;
-    }
-    let deadline = until.map_or(Instant::now() + window, |u| u.min(Instant::now() + window));
-    while Instant::now() < deadline {
-        match inbox.try_recv() {
-            Ok(request) => return Some(request),
-            Err(TryRecvError::Empty) => std::hint::spin_loop(),
-            Err(TryRecvError::Disconnected) => return None,
-        }
-    }
-    None
 }
 
 fn handle(emu: &mut Emu<'_>, state: &mut RunState, request: Request) {
