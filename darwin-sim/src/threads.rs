@@ -525,55 +525,69 @@ pub fn pthread_attr_init(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
 
 /// `int pthread_attr_destroy(pthread_attr_t *attr)`
 pub fn pthread_attr_destroy(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    attr_destroy(emu, ATTR_SIG)
+}
+
+/// `int pthread_attr_setdetachstate(pthread_attr_t *attr, int state)`
+pub fn pthread_attr_setdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    let known =
+        |state| state == u64::from(PTHREAD_CREATE_JOINABLE) || state == u64::from(PTHREAD_CREATE_DETACHED);
+    attr_set(emu, ATTR_SIG, ATTR_DETACH, 4, known)
+}
+
+/// `int pthread_attr_getdetachstate(const pthread_attr_t *attr, int *state)`
+pub fn pthread_attr_getdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    attr_get(emu, ATTR_SIG, ATTR_DETACH, 4)
+}
+
+/// `int pthread_attr_setstacksize(pthread_attr_t *attr, size_t size)`: at least `PTHREAD_STACK_MIN` and a whole
+/// number of pages, as macOS requires.
+pub fn pthread_attr_setstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    attr_set(emu, ATTR_SIG, ATTR_STACKSIZE, 8, |size| size >= STACK_MIN && size.is_multiple_of(STACK_MIN))
+}
+
+/// `int pthread_attr_getstacksize(const pthread_attr_t *attr, size_t *size)`
+pub fn pthread_attr_getstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+    attr_get(emu, ATTR_SIG, ATTR_STACKSIZE, 8)
+}
+
+/// Clears the signature of the attributes object at `x0` (`EINVAL` unless it carries `sig`).
+fn attr_destroy(emu: &mut Emu<'_>, sig: u64) -> Result<Flow, Crash> {
     let attr = x(emu, 0);
-    if read_u64(emu, attr)? != ATTR_SIG {
+    if read_u64(emu, attr)? != sig {
         return ret_int(emu, EINVAL);
     }
     guest_write(emu, attr, &0u64.to_le_bytes())?;
     ret_int(emu, 0)
 }
 
-/// `int pthread_attr_setdetachstate(pthread_attr_t *attr, int state)`
-pub fn pthread_attr_setdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let (attr, state) = (x(emu, 0), x(emu, 1) as u32);
-    if read_u64(emu, attr)? != ATTR_SIG || !matches!(state, PTHREAD_CREATE_JOINABLE | PTHREAD_CREATE_DETACHED)
-    {
+/// Stores `x1` (its low `len` bytes: an `int` argument's upper half is undefined) in the field at `offset` of the
+/// attributes object at `x0`; `EINVAL` unless the object carries `sig` and `valid` accepts the value.
+fn attr_set(
+    emu: &mut Emu<'_>,
+    sig: u64,
+    offset: u64,
+    len: usize,
+    valid: impl Fn(u64) -> bool,
+) -> Result<Flow, Crash> {
+    let (attr, value) = (x(emu, 0), x(emu, 1));
+    let value = if len < 8 { value & ((1 << (8 * len)) - 1) } else { value };
+    if read_u64(emu, attr)? != sig || !valid(value) {
         return ret_int(emu, EINVAL);
     }
-    guest_write(emu, attr + ATTR_DETACH, &state.to_le_bytes())?;
+    guest_write(emu, attr + offset, &value.to_le_bytes()[..len])?;
     ret_int(emu, 0)
 }
 
-/// `int pthread_attr_getdetachstate(const pthread_attr_t *attr, int *state)`
-pub fn pthread_attr_getdetachstate(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
+/// Copies the `len`-byte field at `offset` of the attributes object at `x0` to `*x1`; `EINVAL` unless the object
+/// carries `sig`.
+fn attr_get(emu: &mut Emu<'_>, sig: u64, offset: u64, len: usize) -> Result<Flow, Crash> {
     let (attr, out) = (x(emu, 0), x(emu, 1));
-    if read_u64(emu, attr)? != ATTR_SIG {
+    if read_u64(emu, attr)? != sig {
         return ret_int(emu, EINVAL);
     }
-    let state = read_u32(emu, attr + ATTR_DETACH)?;
-    guest_write(emu, out, &state.to_le_bytes())?;
-    ret_int(emu, 0)
-}
-
-/// `int pthread_attr_setstacksize(pthread_attr_t *attr, size_t size)`: at least `PTHREAD_STACK_MIN` and a whole
-/// number of pages, as macOS requires.
-pub fn pthread_attr_setstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let (attr, size) = (x(emu, 0), x(emu, 1));
-    if read_u64(emu, attr)? != ATTR_SIG || size < STACK_MIN || !size.is_multiple_of(STACK_MIN) {
-        return ret_int(emu, EINVAL);
-    }
-    guest_write(emu, attr + ATTR_STACKSIZE, &size.to_le_bytes())?;
-    ret_int(emu, 0)
-}
-
-/// `int pthread_attr_getstacksize(const pthread_attr_t *attr, size_t *size)`
-pub fn pthread_attr_getstacksize(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let (attr, out) = (x(emu, 0), x(emu, 1));
-    if read_u64(emu, attr)? != ATTR_SIG {
-        return ret_int(emu, EINVAL);
-    }
-    let size = read_u64(emu, attr + ATTR_STACKSIZE)?;
-    guest_write(emu, out, &size.to_le_bytes())?;
+    let field = guest_read(emu, attr + offset, len)?;
+    guest_write(emu, out, &field)?;
     ret_int(emu, 0)
 }
 
@@ -675,34 +689,22 @@ pub fn pthread_mutexattr_init(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
 
 /// `int pthread_mutexattr_destroy(pthread_mutexattr_t *attr)`
 pub fn pthread_mutexattr_destroy(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let attr = x(emu, 0);
-    if read_u64(emu, attr)? != MUTEXATTR_SIG {
-        return ret_int(emu, EINVAL);
-    }
-    guest_write(emu, attr, &0u64.to_le_bytes())?;
-    ret_int(emu, 0)
+    attr_destroy(emu, MUTEXATTR_SIG)
 }
 
 /// `int pthread_mutexattr_settype(pthread_mutexattr_t *attr, int type)`: normal, error-checking or recursive.
 pub fn pthread_mutexattr_settype(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let (attr, kind) = (x(emu, 0), x(emu, 1) as u32);
-    let known = matches!(kind, PTHREAD_MUTEX_NORMAL | PTHREAD_MUTEX_ERRORCHECK | PTHREAD_MUTEX_RECURSIVE);
-    if read_u64(emu, attr)? != MUTEXATTR_SIG || !known {
-        return ret_int(emu, EINVAL);
-    }
-    guest_write(emu, attr + MUTEXATTR_TYPE, &kind.to_le_bytes())?;
-    ret_int(emu, 0)
+    let known = |kind| {
+        [PTHREAD_MUTEX_NORMAL, PTHREAD_MUTEX_ERRORCHECK, PTHREAD_MUTEX_RECURSIVE]
+            .map(u64::from)
+            .contains(&kind)
+    };
+    attr_set(emu, MUTEXATTR_SIG, MUTEXATTR_TYPE, 4, known)
 }
 
 /// `int pthread_mutexattr_gettype(const pthread_mutexattr_t *attr, int *type)`
 pub fn pthread_mutexattr_gettype(emu: &mut Emu<'_>) -> Result<Flow, Crash> {
-    let (attr, out) = (x(emu, 0), x(emu, 1));
-    if read_u64(emu, attr)? != MUTEXATTR_SIG {
-        return ret_int(emu, EINVAL);
-    }
-    let kind = read_u32(emu, attr + MUTEXATTR_TYPE)?;
-    guest_write(emu, out, &kind.to_le_bytes())?;
-    ret_int(emu, 0)
+    attr_get(emu, MUTEXATTR_SIG, MUTEXATTR_TYPE, 4)
 }
 
 /// Whether the mutex at `addr` was initialised as recursive.
