@@ -172,6 +172,10 @@ mod live;
 mod generated;
 
 #[cfg(feature = "sim")]
+#[path = "hcr/hooked.rs"]
+mod hooked;
+
+#[cfg(feature = "sim")]
 #[path = "hcr/faults.rs"]
 mod faults;
 

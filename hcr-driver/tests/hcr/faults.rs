@@ -6,11 +6,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use darwin_sim::{Process, RunOptions, Stream};
+use darwin_sim::{Process, Stream};
 use hcr_driver::build::{BuildOptions, Project, Sdk};
 use hcr_driver::protocol::ErrorKind;
-use hcr_driver::session::{Launcher, Session, Target};
-use mach_task::{Region, Task, TaskError, ThreadState, VmProt};
+use hcr_driver::session::Session;
+
+use crate::hooked::{HookedLauncher, Hooks};
 
 const MAIN: &str = r#"#include <stdio.h>
 #include <unistd.h>
@@ -27,80 +28,26 @@ int main(void) {
 }
 "#;
 
-/// A simulated program whose task can be told to kill it at its next write, as a program that crashes while
-/// hcr is patching it.
+/// Hooks that kill the program at its next write when told to, as a program that crashes while hcr is patching
+/// it.
+#[derive(Default)]
 struct Fragile {
-    process: Process,
     die_at_next_write: AtomicBool,
 }
 
-impl Task for Fragile {
-    fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), TaskError> {
-        self.process.read(addr, buf)
-    }
-    fn write_raw(&self, addr: u64, bytes: &[u8]) -> Result<(), TaskError> {
+impl Hooks for Fragile {
+    fn before_write(&self, process: &Process, _addr: u64, _bytes: &[u8]) {
         if self.die_at_next_write.swap(false, Ordering::SeqCst) {
-            self.process.kill();
+            process.kill();
             let deadline = Instant::now() + Duration::from_secs(5);
-            while self.process.status().is_none() && Instant::now() < deadline {
+            while process.status().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        self.process.write_raw(addr, bytes)
-    }
-    fn protect(&self, addr: u64, size: u64, prot: VmProt) -> Result<(), TaskError> {
-        self.process.protect(addr, size, prot)
-    }
-    fn region(&self, addr: u64) -> Result<Option<Region>, TaskError> {
-        self.process.region(addr)
-    }
-    fn suspend_raw(&self) -> Result<(), TaskError> {
-        self.process.suspend_raw()
-    }
-    fn resume_raw(&self) -> Result<(), TaskError> {
-        self.process.resume_raw()
-    }
-    fn threads(&self) -> Result<Vec<ThreadState>, TaskError> {
-        self.process.threads()
-    }
-    fn flush_icache(&self, addr: u64, len: u64) -> Result<(), TaskError> {
-        self.process.flush_icache(addr, len)
     }
 }
 
-impl Target for Fragile {
-    type Task = Fragile;
-    fn task(&self) -> &Fragile {
-        self
-    }
-    fn slide(&self) -> u64 {
-        self.process.slide()
-    }
-    fn exit_status(&mut self) -> Option<String> {
-        self.process.status().map(|s| s.to_string())
-    }
-    fn resolve_import(&self, symbol: &str) -> Option<u64> {
-        self.process.libsystem_address(symbol)
-    }
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-}
-
-struct FragileLauncher;
-
-impl Launcher for FragileLauncher {
-    type Target = Fragile;
-    fn launch(&mut self, exe: &Path, args: &[String], aslr: bool) -> anyhow::Result<Fragile> {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = Process::spawn(exe, &args, &RunOptions { aslr, ..RunOptions::default() })?;
-        process.start()?;
-        Ok(Fragile { process, die_at_next_write: AtomicBool::new(false) })
-    }
-}
+type FragileLauncher = HookedLauncher<Fragile>;
 
 fn session(dir: &Path, out: &Path) -> Session<FragileLauncher> {
     std::fs::write(dir.join("main.c"), MAIN).unwrap();
@@ -112,7 +59,8 @@ fn session(dir: &Path, out: &Path) -> Session<FragileLauncher> {
         sdk: Sdk::locate(None).unwrap(),
         cc: None,
     };
-    let mut session = Session::new(Project::open(options).unwrap(), FragileLauncher, Vec::new(), true);
+    let mut session =
+        Session::new(Project::open(options).unwrap(), FragileLauncher::default(), Vec::new(), true);
     session.update().unwrap();
     session.run().unwrap();
     session
@@ -173,7 +121,7 @@ fn a_program_that_dies_during_the_writes_is_reported_and_can_be_run_again() {
     wait_for(&session.target().unwrap().process, "tick 1\n", 0);
 
     std::fs::write(dir.path().join("tick.c"), "int tick(int n) { return 3; }\n").unwrap();
-    session.target().unwrap().die_at_next_write.store(true, Ordering::SeqCst);
+    session.target().unwrap().hooks.die_at_next_write.store(true, Ordering::SeqCst);
     let err = session.hot_update().expect_err("the program died under the update");
     assert_eq!(err.kind, ErrorKind::Patch, "{err}");
     assert!(session.newly_ended().is_some());

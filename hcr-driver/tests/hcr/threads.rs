@@ -4,15 +4,16 @@
 //! the test's `Task` walks every thread's frame chain when the program is suspended and fails any write that covers
 //! a PC, a link register or a saved return address.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use darwin_sim::{ExitStatus, Process, RunOptions, Stream};
+use darwin_sim::{ExitStatus, Process, Stream};
 use hcr_driver::build::{BuildOptions, Project, Sdk};
 use hcr_driver::report::MoveReason;
-use hcr_driver::session::{Launcher, Session, Target};
-use mach_task::{Region, Task, TaskError, ThreadState, VmProt};
+use hcr_driver::session::{Session, Target};
+use mach_task::{Task, TaskError};
+
+use crate::hooked::{HookedLauncher, Hooks};
 
 const WORKERS: usize = 4;
 
@@ -84,48 +85,40 @@ int step(int id, int n) {{
     )
 }
 
-/// A simulated process whose task remembers, at every suspension, each thread's PC, LR and saved return
-/// addresses (walking the frame-pointer chain), and records every write that covers one of them.
+/// Hooks that remember, at every suspension, each thread's PC, LR and saved return addresses (walking the
+/// frame-pointer chain), and record every write that covers one of them.
+#[derive(Default)]
 struct Watched {
-    process: Process,
     live: Mutex<Vec<u64>>,
     violations: Mutex<Vec<String>>,
     writes: Mutex<usize>,
 }
 
-impl Watched {
-    /// The precise set of code addresses the threads are executing or will return into.
-    fn frames(&self) -> Result<Vec<u64>, TaskError> {
-        let mut live = Vec::new();
-        for thread in self.process.threads()? {
-            live.extend([thread.pc, thread.lr]);
-            let stack = self.process.region_containing(thread.sp)?;
-            let mut fp = thread.fp;
-            for _ in 0..256 {
-                if fp < thread.sp || fp + 16 > stack.end() || fp % 8 != 0 {
-                    break;
-                }
-                let record = self.process.read_vec(fp, 16)?;
-                let next = u64::from_le_bytes(record[..8].try_into().unwrap());
-                live.push(u64::from_le_bytes(record[8..].try_into().unwrap()));
-                if next <= fp {
-                    break;
-                }
-                fp = next;
+/// The precise set of code addresses the threads of `process` are executing or will return into.
+fn frames(process: &Process) -> Result<Vec<u64>, TaskError> {
+    let mut live = Vec::new();
+    for thread in process.threads()? {
+        live.extend([thread.pc, thread.lr]);
+        let stack = process.region_containing(thread.sp)?;
+        let mut fp = thread.fp;
+        for _ in 0..256 {
+            if fp < thread.sp || fp + 16 > stack.end() || fp % 8 != 0 {
+                break;
             }
+            let record = process.read_vec(fp, 16)?;
+            let next = u64::from_le_bytes(record[..8].try_into().unwrap());
+            live.push(u64::from_le_bytes(record[8..].try_into().unwrap()));
+            if next <= fp {
+                break;
+            }
+            fp = next;
         }
-        Ok(live)
     }
+    Ok(live)
 }
 
-impl Task for Watched {
-    fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), TaskError> {
-        self.process.read(addr, buf)
-    }
-    fn write_raw(&self, addr: u64, bytes: &[u8]) -> Result<(), TaskError> {
+impl Hooks for Watched {
+    fn before_write(&self, _process: &Process, addr: u64, bytes: &[u8]) {
         let range = addr..addr + bytes.len() as u64;
         for &live in self.live.lock().unwrap().iter() {
             // An instruction at `live` is 4 bytes: any overlap with them is a write into running code.
@@ -137,66 +130,15 @@ impl Task for Watched {
             }
         }
         *self.writes.lock().unwrap() += 1;
-        self.process.write_raw(addr, bytes)
     }
-    fn protect(&self, addr: u64, size: u64, prot: VmProt) -> Result<(), TaskError> {
-        self.process.protect(addr, size, prot)
-    }
-    fn region(&self, addr: u64) -> Result<Option<Region>, TaskError> {
-        self.process.region(addr)
-    }
-    fn suspend_raw(&self) -> Result<(), TaskError> {
-        self.process.suspend_raw()?;
-        let live = self.frames()?;
-        *self.live.lock().unwrap() = live;
+
+    fn after_suspend(&self, process: &Process) -> Result<(), TaskError> {
+        *self.live.lock().unwrap() = frames(process)?;
         Ok(())
     }
-    fn resume_raw(&self) -> Result<(), TaskError> {
-        self.process.resume_raw()
-    }
-    fn threads(&self) -> Result<Vec<ThreadState>, TaskError> {
-        self.process.threads()
-    }
-    fn flush_icache(&self, addr: u64, len: u64) -> Result<(), TaskError> {
-        self.process.flush_icache(addr, len)
-    }
 }
 
-impl Target for Watched {
-    type Task = Watched;
-    fn task(&self) -> &Watched {
-        self
-    }
-    fn slide(&self) -> u64 {
-        self.process.slide()
-    }
-    fn exit_status(&mut self) -> Option<String> {
-        self.process.status().map(|s| s.to_string())
-    }
-    fn resolve_import(&self, symbol: &str) -> Option<u64> {
-        self.process.libsystem_address(symbol)
-    }
-    fn kill(&mut self) {
-        self.process.kill();
-    }
-}
-
-struct WatchedLauncher;
-
-impl Launcher for WatchedLauncher {
-    type Target = Watched;
-    fn launch(&mut self, exe: &Path, args: &[String], aslr: bool) -> anyhow::Result<Watched> {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = Process::spawn(exe, &args, &RunOptions { aslr, ..RunOptions::default() })?;
-        process.start()?;
-        Ok(Watched {
-            process,
-            live: Mutex::new(Vec::new()),
-            violations: Mutex::new(Vec::new()),
-            writes: Mutex::new(0),
-        })
-    }
-}
+type WatchedLauncher = HookedLauncher<Watched>;
 
 /// Waits until a tick line after byte `from` of stdout shows every worker's last `step` result equal to `version`;
 /// returns where that line ends.
@@ -234,7 +176,8 @@ fn worker_threads_inside_the_edited_function_survive_every_update_and_run_the_ne
         sdk: Sdk::locate(None).unwrap(),
         cc: None,
     };
-    let mut session = Session::new(Project::open(options).unwrap(), WatchedLauncher, Vec::new(), true);
+    let mut session =
+        Session::new(Project::open(options).unwrap(), WatchedLauncher::default(), Vec::new(), true);
     session.update().unwrap();
     session.run().unwrap();
     let slide = session.target().unwrap().slide();
@@ -267,7 +210,7 @@ fn worker_threads_inside_the_edited_function_survive_every_update_and_run_the_ne
         let size = session.project().linker().atom_by_name("_step").unwrap().1.len();
         largest = largest.max(size);
         let target = session.target().unwrap();
-        let violations = target.violations.lock().unwrap().clone();
+        let violations = target.hooks.violations.lock().unwrap().clone();
         assert!(violations.is_empty(), "version {version}:\n{}", violations.join("\n"));
         mark = wait_for_version(&target.process, version, mark);
         // Every thread is still there, and every worker keeps going.
@@ -283,7 +226,7 @@ fn worker_threads_inside_the_edited_function_survive_every_update_and_run_the_ne
     // (A function that grows while a thread is inside is reported as a live move.)
     assert!(live_moves >= 1, "no update found a thread inside _step");
     assert!(largest > 4 * first_size, "_step never outgrew its slot: {first_size} -> {largest} bytes");
-    assert!(*session.target().unwrap().writes.lock().unwrap() > 0);
+    assert!(*session.target().unwrap().hooks.writes.lock().unwrap() > 0);
 
     // Every worker ends when asked, and main joins all of them with their results.
     let target = session.target().unwrap();
