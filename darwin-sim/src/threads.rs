@@ -201,7 +201,7 @@ impl Threads {
     }
 
     /// The number of threads that have not ended.
-    pub fn live(&self) -> usize {
+    fn live(&self) -> usize {
         self.list.iter().filter(|t| !matches!(t.run, Run::Exited { .. })).count()
     }
 
